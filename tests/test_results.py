@@ -1,0 +1,33 @@
+import json
+
+import nbformat
+import pytest
+from nbclient import NotebookClient
+
+from recsys_helpers import results
+
+
+def test_metric_name_contract():
+    assert results.metric_name("als", "validation", "precision") == "als_val_precision"
+    assert results.metric_name("item_lstm", "test", "accuracy") == "item_lstm_test_accuracy"
+    for bad in (("ALS", "val", "precision"), ("als", "train", "precision"), ("als", "val", "p@5")):
+        with pytest.raises(ValueError):
+            results.metric_name(*bad)
+
+
+def test_record_glues_and_read_recorded_reads_back(tmp_path):
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [
+        nbformat.v4.new_code_cell(
+            "import numpy as np\n"
+            "from recsys_helpers.results import record, glue_value\n"
+            "s = record('toy', 'val', {'precision': np.float64(0.25), 'ndcg_at_5': 0.5})\n"
+            "glue_value('toy_count', np.int64(7))\n"
+            "s"
+        )
+    ]
+    NotebookClient(nb, timeout=120, kernel_name="python3").execute()
+    path = tmp_path / "toy.ipynb"
+    path.write_text(json.dumps(nb))
+    got = results.read_recorded([path])
+    assert got.to_dict() == {"toy_count": 7.0, "toy_val_ndcg_at_5": 0.5, "toy_val_precision": 0.25}
