@@ -8,7 +8,6 @@ import pytest
 from recsys_helpers import data, settings, synthetic
 from recsys_helpers.data import DataError
 
-
 # --- cleaning, encoding, splitting -----------------------------------------------------------
 
 
