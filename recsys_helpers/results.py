@@ -49,25 +49,63 @@ def record(model: str, split: str, values: Mapping[str, float], display: bool = 
     return pd.Series(out, name=model, dtype="float64")
 
 
-def read_recorded(notebooks: Iterable[str | Path]) -> pd.Series:
-    """Every glued number in the given executed notebooks, by name."""
-    values: dict[str, float] = {}
+def read_glue(notebooks: Iterable[str | Path]) -> dict[str, object]:
+    """Every glued value (as a Python literal: number, string, ...) in executed notebooks."""
+    values: dict[str, object] = {}
     for path in notebooks:
         nb = json.loads(Path(path).read_text())
         for cell in nb.get("cells", []):
             for output in cell.get("outputs", []) or []:
                 meta = output.get("metadata", {}).get("scrapbook")
-                if not meta:
+                text = output.get("data", {}).get((meta or {}).get("mime_prefix", "") + "text/plain")
+                if not meta or text is None:
                     continue
-                data = output.get("data", {})
-                text = data.get(meta.get("mime_prefix", "") + "text/plain")
-                if text is None:
-                    continue
-                text = "".join(text) if isinstance(text, list) else text
                 try:
-                    value = ast.literal_eval(text)
+                    values[meta["name"]] = ast.literal_eval("".join(text) if isinstance(text, list) else text)
                 except (ValueError, SyntaxError):
-                    continue
-                if isinstance(value, int | float) and not isinstance(value, bool):
-                    values[meta["name"]] = float(value)
-    return pd.Series(values, dtype="float64").sort_index()
+                    continue  # objects without a literal repr (figures, Markdown)
+    return values
+
+
+def read_recorded(notebooks: Iterable[str | Path]) -> pd.Series:
+    """Every glued number in the given executed notebooks, by name."""
+    numbers = {
+        name: float(value)
+        for name, value in read_glue(notebooks).items()
+        if isinstance(value, int | float) and not isinstance(value, bool)
+    }
+    return pd.Series(numbers, dtype="float64").sort_index()
+
+
+_RECORDED = re.compile(r"^(?P<model>[a-z0-9_]+?)_(?P<split>val|test)_(?P<metric>[a-z0-9_]+)$")
+
+
+def tidy(recorded: pd.Series) -> pd.DataFrame:
+    """Split recorded names into ``model``, ``split``, ``metric`` columns (other names dropped)."""
+    rows = []
+    for name, value in recorded.items():
+        match = _RECORDED.match(name)
+        if match:
+            rows.append({**match.groupdict(), "value": value})
+    return pd.DataFrame(rows, columns=["model", "split", "metric", "value"])
+
+
+def leaderboard(recorded: pd.Series, key: str, columns: Iterable[str] = ()) -> pd.DataFrame:
+    """One row per model that recorded ``val_<key>``, best validation ``key`` first.
+
+    Columns are ``val_<key>``, ``test_<key>`` and then ``val_<column>`` for each extra column
+    (``fit_seconds`` also falls back to the plain ``<model>_fit_seconds`` value).
+    """
+    table = tidy(recorded)
+    wide = table.pivot_table(index="model", columns=["split", "metric"], values="value", aggfunc="first")
+    wide.columns = [f"{split}_{metric}" for split, metric in wide.columns]
+    wanted = [f"val_{key}", f"test_{key}"] + [f"val_{c}" for c in columns]
+    if f"val_{key}" not in wide:
+        return pd.DataFrame(columns=wanted)
+    board = wide.reindex(columns=wanted)
+    board = board[board[f"val_{key}"].notna()]
+    if "val_fit_seconds" in board:
+        plain = recorded.reindex([f"{m}_fit_seconds" for m in board.index]).to_numpy()
+        board["val_fit_seconds"] = board["val_fit_seconds"].fillna(pd.Series(plain, index=board.index))
+    board = board.rename(columns=lambda c: c.removeprefix("val_") if c.startswith("val_fit") else c)
+    return board.sort_values(f"val_{key}", ascending=False)

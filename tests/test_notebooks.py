@@ -62,3 +62,16 @@ def test_glued_names_follow_the_contract_and_are_cited(path):
     assert not missing, f"prose cites numbers the notebook does not glue: {sorted(missing)}"
     recorded = [n for n in glued if RECORDED.match(n)]
     assert recorded, "a chapter records at least one <model>_<split>_<metric> number"
+
+
+def test_results_chapter_is_current():
+    """The leaderboard was built from the chapters' current outputs (re-run it after a chapter)."""
+    from recsys_helpers.results import read_glue, read_recorded
+
+    results = CHAPTERS / "99_results.ipynb"
+    if not results.exists():
+        pytest.skip("no results chapter yet")
+    others = [p for p in NOTEBOOKS if p != results]
+    stored = json.loads(read_glue([results])["recorded_metrics_json"])
+    current = read_recorded(others).round(12).to_dict()
+    assert stored == current, "chapters changed since 99_results was executed: re-run it"

@@ -1,6 +1,8 @@
 import json
 
 import nbformat
+import numpy as np
+import pandas as pd
 import pytest
 from nbclient import NotebookClient
 
@@ -31,3 +33,28 @@ def test_record_glues_and_read_recorded_reads_back(tmp_path):
     path.write_text(json.dumps(nb))
     got = results.read_recorded([path])
     assert got.to_dict() == {"toy_count": 7.0, "toy_val_ndcg_at_5": 0.5, "toy_val_precision": 0.25}
+
+
+def test_tidy_and_leaderboard():
+    recorded = pd.Series(
+        {
+            "als_val_precision": 0.14,
+            "als_test_precision": 0.13,
+            "als_val_ndcg_at_5": 0.2,
+            "als_fit_seconds": 3.0,
+            "repurchase_recent_val_precision": 0.18,
+            "repurchase_recent_val_fit_seconds": 0.5,
+            "item_lstm_val_accuracy": 0.3,
+            "raw_rows": 10.0,
+        }
+    )
+    t = results.tidy(recorded)
+    assert set(t["model"]) == {"als", "repurchase_recent", "item_lstm"}
+    assert "raw_rows" not in set(t["model"])
+    board = results.leaderboard(recorded, "precision", ["ndcg_at_5", "fit_seconds"])
+    assert board.index.tolist() == ["repurchase_recent", "als"]
+    assert board.loc["als", "fit_seconds"] == 3.0 and board.loc["repurchase_recent", "fit_seconds"] == 0.5
+    assert board.loc["als", "test_precision"] == 0.13
+    assert np.isnan(board.loc["repurchase_recent", "test_precision"])
+    assert results.leaderboard(recorded, "accuracy").index.tolist() == ["item_lstm"]
+    assert results.leaderboard(recorded, "mae").empty
