@@ -9,11 +9,15 @@ Usage: ``python -m recsys_helpers.execute [chapters/NAME.md ...]`` (default: eve
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 from pathlib import Path
 
-CHAPTERS = Path(__file__).resolve().parent.parent / "chapters"
+ROOT = Path(__file__).resolve().parent.parent
+CHAPTERS = ROOT / "chapters"
+#: Wall-clock seconds of the last full-data execution of each chapter (read by the benchmarks).
+TIMINGS = ROOT / "benchmarks" / "results" / "execution.json"
 
 
 def execute(source: Path, timeout: int = 3600) -> Path:
@@ -31,13 +35,27 @@ def execute(source: Path, timeout: int = 3600) -> Path:
     return target
 
 
+def record_timing(chapter: str, seconds: float, path: Path = TIMINGS) -> None:
+    """Keep the latest full-data execution time of a chapter in a small JSON file."""
+    from .settings import get_settings
+
+    if get_settings().subset:
+        return
+    timings = json.loads(path.read_text()) if path.exists() else {}
+    timings[chapter] = round(seconds, 1)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(dict(sorted(timings.items())), indent=1) + "\n")
+
+
 def main(paths: list[str]) -> None:
     sources = [Path(p) for p in paths] or sorted(CHAPTERS.glob("*.md"))
     for source in sources:
         start = time.perf_counter()
         print(f"executing {source} ...", flush=True)
         target = execute(source)
-        print(f"  wrote {target} in {time.perf_counter() - start:.0f} s", flush=True)
+        seconds = time.perf_counter() - start
+        record_timing(Path(source).stem, seconds)
+        print(f"  wrote {target} in {seconds:.0f} s", flush=True)
 
 
 if __name__ == "__main__":
