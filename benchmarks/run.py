@@ -29,6 +29,14 @@ HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
 STAGES: dict[str, Callable[[], dict]] = {}
 
+# The settings each chapter chose on validation (kept in step with the chapters by hand-checked
+# tests: tests/test_benchmarks.py compares them with the chapters' sources).
+ALS_PARAMS = {"factors": 64, "regularization": 0.01, "iterations": 15}
+SGD_MF_PARAMS = {"epochs": 3}
+BPR_PARAMS = {"epochs": 5}
+ITEM_LSTM_PARAMS = {"num_steps": 5, "batch_size": 512, "model": {}, "bench_epochs": 1}
+USER_LSTM_PARAMS = {"num_steps": 5, "batch_size": 512, "model": {}, "bench_epochs": 1}
+
 
 def stage(func: Callable[[], dict]) -> Callable[[], dict]:
     STAGES[func.__name__.removeprefix("bench_")] = func
@@ -108,6 +116,164 @@ def bench_evaluation() -> dict:
         "all_metrics_seconds": t_all,
         "speedup": t_slow["median"] / t_fast["median"],
     }
+
+
+def _epochs(history: list[dict]) -> dict:
+    seconds = [row["seconds"] for row in history]
+    return {"median": statistics.median(seconds), "min": min(seconds), "max": max(seconds), "repeats": len(seconds)}
+
+
+@stage
+def bench_als() -> dict:
+    """ALS fit (implicit, one BLAS thread) and scoring every validation customer."""
+    from recsys_helpers import data, mf
+    from recsys_helpers.protocols import BasketProtocol
+
+    split = data.load_split()
+    protocol = BasketProtocol.from_split(split, "validation")
+    models = []
+    fit = repeat(lambda: models.append(mf.ALS(**ALS_PARAMS).fit(split)), repeats=3)
+    predict = repeat(lambda: protocol.recommendations(models[-1]), repeats=5)
+    return {"fit_seconds": fit, "predict_seconds": predict, "precision": protocol.evaluate(models[-1])["precision"]}
+
+
+def _keras_mf(model) -> dict:
+    from recsys_helpers import data
+    from recsys_helpers.protocols import BasketProtocol
+
+    split = data.load_split()
+    protocol = BasketProtocol.from_split(split, "validation")
+    model.fit(split)
+    predict = repeat(lambda: protocol.recommendations(model), repeats=5)
+    return {
+        "epoch_seconds": _epochs(model.history),
+        "epochs": len(model.history),
+        "fit_seconds_total": sum(row["seconds"] for row in model.history),
+        "predict_seconds": predict,
+    }
+
+
+@stage
+def bench_sgd_mf() -> dict:
+    """SGD MF in TensorFlow: seconds per epoch (K negatives per positive)."""
+    from recsys_helpers import mf, settings
+
+    settings.configure_tensorflow()
+    return _keras_mf(mf.SGDMF(**SGD_MF_PARAMS, progress=False))
+
+
+@stage
+def bench_bpr() -> dict:
+    """BPR in TensorFlow: seconds per epoch of bootstrap-sampled triples."""
+    from recsys_helpers import mf, settings
+
+    settings.configure_tensorflow()
+    return _keras_mf(mf.BPR(**BPR_PARAMS, progress=False))
+
+
+def _lstm(customers: bool) -> dict:
+    import numpy as np
+
+    from recsys_helpers import data, sequences, settings
+
+    settings.configure_tensorflow()
+    split = data.load_split()
+    params = USER_LSTM_PARAMS if customers else ITEM_LSTM_PARAMS
+    train = sequences.invoices_of(split, "train")
+    windows = sequences.make_windows(
+        train.items, train.indptr, params["num_steps"], params.get("stride", 1),
+        customers=train.customers if customers else None,
+    )
+    X, Y = windows[0], windows[1]
+    U = windows[2] if customers else None
+    model = sequences.compile_lstm(
+        sequences.build_lstm(split.n_items + 1, split.n_customers + 1 if customers else 0, **params["model"]),
+        **params.get("compile", {}),
+    )
+    epochs = []
+    for _ in range(params.get("bench_epochs", 2)):
+        start = time.perf_counter()
+        sequences.fit_lstm(model, X, Y, U, epochs=1, batch_size=params["batch_size"], progress=False)
+        epochs.append({"seconds": time.perf_counter() - start})
+    val = sequences.invoices_of(split, "validation")
+    batched = repeat(lambda: sequences.predict_next_items(model, val), repeats=3)
+    sample = val.take(np.arange(0, len(val), max(1, len(val) // 100)))  # every ~100th invoice
+    stepwise = repeat(lambda: sequences.predict_stepwise(model, sample), repeats=1)
+    same = np.array_equal(
+        np.sort(sequences.predict_stepwise(model, sample), axis=1),
+        np.sort(sequences.predict_next_items(model, sample), axis=1),
+    )
+    per_step_stepwise = stepwise["median"] / sample.n_steps
+    per_step_batched = batched["median"] / val.n_steps
+    return {
+        "windows": len(X),
+        "epoch_seconds": _epochs(epochs),
+        "validation_steps": val.n_steps,
+        "batched_predict_seconds": batched,
+        "stepwise_sample_steps": sample.n_steps,
+        "stepwise_sample_seconds": stepwise,
+        "stepwise_full_seconds_estimate": per_step_stepwise * val.n_steps,
+        "batched_steps_per_second": 1 / per_step_batched,
+        "stepwise_steps_per_second": 1 / per_step_stepwise,
+        "batched_speedup": per_step_stepwise / per_step_batched,
+        "same_top_k": bool(same),
+    }
+
+
+@stage
+def bench_item_lstm() -> dict:
+    """Item LSTM: seconds per epoch; batched vs step-by-step prediction (same top-k)."""
+    return _lstm(customers=False)
+
+
+@stage
+def bench_user_lstm() -> dict:
+    """User LSTM: seconds per epoch; batched vs step-by-step prediction (same top-k)."""
+    return _lstm(customers=True)
+
+
+@stage
+def bench_scaling() -> dict:
+    """Fit and predict time against data size: 25/50/100% of customers and a synthetic 4x."""
+    from recsys_helpers import data, mf, settings, synthetic
+    from recsys_helpers.protocols import BasketProtocol
+
+    settings.configure_tensorflow()
+    base = get_settings_replace(subset=False)
+    df = data.clean_retail(data.load_raw_retail(base))
+    sizes = {}
+    for fraction in (0.25, 0.5, 1.0):
+        sample = data.sample_customers(df, fraction, base.seed) if fraction < 1 else df
+        sizes[f"{int(fraction * 100)}%"] = data.time_split(sample)
+    n = sizes["100%"].n_customers
+    big = synthetic.make_retail(
+        n_customers=4 * n, n_items=sizes["100%"].n_items, n_tastes=60,
+        invoices_per_customer=6.0, basket_size=20.0, seed=base.seed,
+    )
+    sizes["synthetic 4x"] = data.time_split(data.clean_retail(big))
+    out = {}
+    for name, split in sizes.items():
+        protocol = BasketProtocol.from_split(split, "validation")
+        als = mf.ALS(**ALS_PARAMS)
+        fit = repeat(lambda als=als, split=split: als.fit(split), repeats=1, warmup=0)
+        predict = repeat(lambda p=protocol, m=als: p.recommendations(m), repeats=3)
+        sgd = mf.SGDMF(**(SGD_MF_PARAMS | {"epochs": 1}), progress=False).fit(split)
+        out[name] = {
+            "customers": split.n_customers,
+            "train_rows": len(split.train),
+            "als_fit_seconds": fit["median"],
+            "als_predict_seconds": predict["median"],
+            "sgd_mf_epoch_seconds": sgd.history[0]["seconds"],
+        }
+    return {"sizes": out}
+
+
+def get_settings_replace(**changes):
+    from dataclasses import replace
+
+    from recsys_helpers.settings import get_settings
+
+    return replace(get_settings(), **changes)
 
 
 def main() -> None:
