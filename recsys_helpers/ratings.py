@@ -280,7 +280,7 @@ class _EpochBar:
                 self.bar = tqdm(total=epochs, desc=desc, disable=disable)
 
             def on_epoch_end(self, epoch, logs=None):
-                self.bar.set_postfix({k: f"{v:.4f}" for k, v in (logs or {}).items() if "loss" in k})
+                self.bar.set_postfix({k: f"{v:.4f}" for k, v in (logs or {}).items() if "mse" in k})
                 self.bar.update(1)
 
             def on_train_end(self, logs=None):
@@ -292,7 +292,7 @@ class _EpochBar:
 class KerasRatings:
     """Train a Keras rating model (MSE, Adam) and use it like the other rating models.
 
-    ``fit(train, validation)`` stops early on the validation loss and keeps the best epoch's
+    ``fit(train, validation)`` stops early on the validation MSE and keeps the best epoch's
     weights; ``fit(train, epochs=n)`` trains exactly ``n`` epochs (the refit on train +
     validation with the number of epochs chosen on validation).
     """
@@ -311,13 +311,15 @@ class KerasRatings:
         keras.utils.set_random_seed(self.seed)
         mean = float(train["rating"].mean())
         self.model = self.build(self.n_users, self.n_movies, mean=mean, seed=self.seed, **self.kwargs)
-        self.model.compile(optimizer=keras.optimizers.Adam(self.learning_rate), loss="mse")
+        mse = keras.metrics.MeanSquaredError(name="mse")  # the loss without the regularisers
+        self.model.compile(optimizer=keras.optimizers.Adam(self.learning_rate), loss="mse", metrics=[mse])
         epochs = epochs or self.epochs
         callbacks = [_EpochBar(epochs, self.model.name, not self.progress)]
         val_data = None
         if validation is not None:
             val_data = (model_inputs(self.model, validation), validation["rating"].to_numpy("float32"))
-            callbacks.append(keras.callbacks.EarlyStopping(patience=self.patience, restore_best_weights=True))
+            callbacks.append(keras.callbacks.EarlyStopping(
+                monitor="val_mse", patience=self.patience, restore_best_weights=True))
         start = time.perf_counter()
         hist = self.model.fit(
             model_inputs(self.model, train), train["rating"].to_numpy("float32"), validation_data=val_data,
@@ -326,7 +328,7 @@ class KerasRatings:
         self.fit_seconds_ = time.perf_counter() - start
         self.history = pd.DataFrame(hist.history, index=pd.RangeIndex(1, len(hist.history["loss"]) + 1, name="epoch"))
         if validation is not None:
-            self.best_epoch_ = int(self.history["val_loss"].idxmin())
+            self.best_epoch_ = int(self.history["val_mse"].idxmin())
         else:
             self.best_epoch_ = epochs
         return self
@@ -446,3 +448,46 @@ def seed_agreement(frame: pd.DataFrame, predictions, k: int = 5) -> dict[str, fl
         rank = {m: j + 1 for j, m in enumerate(pred)}
         mrr.append(float(np.mean([1.0 / rank[m] if m in rank else 0.0 for m in truth])))
     return {"accuracy": float(np.mean(acc)), "mrr": float(np.mean(mrr))}
+
+
+# ---------------------------------------------------------------------------------------------
+# Evaluation and inspection helpers for the chapter
+
+
+def evaluate(model, frame: pd.DataFrame, task: RankingTask | None = None, k: int = 5) -> dict[str, float]:
+    """MAE/RMSE of ``model`` on ``frame`` and, given a ``task``, its top-``k`` ranking metrics."""
+    out = rating_metrics(frame["rating"], model.predict(frame)) if hasattr(model, "predict") else {}
+    if task is not None:
+        out.update(task.evaluate(model, k))
+    return out
+
+
+def refit(model, frame: pd.DataFrame):
+    """Fit again on ``frame`` (train + validation) with what validation chose: a Keras model
+    for the number of epochs early stopping kept, any other model as it is configured."""
+    if isinstance(model, KerasRatings):
+        return model.fit(frame, epochs=model.best_epoch_)
+    return model.fit(frame)
+
+
+def nearest(vectors: np.ndarray, query: int, k: int = 10, allowed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The ``k`` rows most cosine-similar to row ``query`` (itself excluded) and their cosines.
+
+    ``allowed`` (boolean, one per row) restricts the answer, e.g. to movies with enough ratings.
+    """
+    unit = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+    cos = unit @ unit[query]
+    cos[query] = -np.inf
+    if allowed is not None:
+        cos = np.where(allowed, cos, -np.inf)
+    order = top_k(cos[None, :], k)[0]
+    return order, cos[order]
+
+
+def project_2d(vectors: np.ndarray) -> np.ndarray:
+    """The first two principal components of ``vectors`` (rows centred), signs fixed so that the
+    largest loading of each component is positive (reproducible pictures)."""
+    centred = vectors - vectors.mean(axis=0)
+    _, _, vt = np.linalg.svd(centred, full_matrices=False)
+    signs = np.sign(vt[np.arange(2), np.abs(vt[:2]).argmax(axis=1)])
+    return centred @ (vt[:2].T * signs)

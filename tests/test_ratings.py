@@ -145,3 +145,33 @@ def test_seed_agreement_on_a_perfect_and_a_reversed_model():
     reverse = rt.seed_agreement(frame, -frame["rating"])
     assert reverse["accuracy"] == 0.0  # true top 5: movies 0-4; predicted: 5, 4, 3, 2, 1
     assert reverse["mrr"] == pytest.approx((1 / 5 + 1 / 4 + 1 / 3 + 1 / 2) / 5)
+
+
+def test_evaluate_and_refit_a_baseline(split):
+    task = rt.RankingTask.build(split.train, split.validation, split.n_movies)
+    bias = rt.BiasBaseline(split.n_users, split.n_movies).fit(split.train)
+    out = rt.evaluate(bias, split.validation, task)
+    assert set(out) == {"mae", "rmse", "precision_at_5", "recall_at_5", "ndcg_at_5", "mrr_at_5"}
+    before = bias.mu_
+    rt.refit(bias, split.train_full)
+    assert bias.mu_ == pytest.approx(split.train_full["rating"].mean()) and bias.mu_ != before
+    assert set(rt.evaluate(rt.Popularity(split.n_movies).fit(split.train), split.validation, task)) == {
+        "precision_at_5", "recall_at_5", "ndcg_at_5", "mrr_at_5"}
+
+
+def test_refit_uses_the_best_epoch(split):
+    model = rt.KerasRatings(rt.build_mf, split.n_users, split.n_movies, factors=2, epochs=3, progress=False)
+    model.fit(split.train, split.validation)
+    best = model.best_epoch_
+    rt.refit(model, split.train_full)
+    assert len(model.history) == best == model.best_epoch_
+
+
+def test_nearest_and_projection():
+    vectors = np.array([[1.0, 0.0], [0.9, 0.1], [0.0, 1.0], [-1.0, 0.0]])
+    order, cos = rt.nearest(vectors, 0, k=2)
+    assert order.tolist() == [1, 2] and cos[0] == pytest.approx(0.9 / np.hypot(0.9, 0.1))
+    order, _ = rt.nearest(vectors, 0, k=1, allowed=np.array([True, False, True, True]))
+    assert order.tolist() == [2]
+    xy = rt.project_2d(np.random.default_rng(0).normal(size=(20, 5)))
+    assert xy.shape == (20, 2) and np.allclose(xy.mean(axis=0), 0, atol=1e-9)
