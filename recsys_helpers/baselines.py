@@ -156,27 +156,62 @@ class EASE(_ScoreRecommender):
 class Transitions:
     """Next item = what most often followed the previous item within training invoices.
 
-    ``counts_[a, b]`` is how often item ``b`` came right after item ``a`` in an invoice; the
-    "previous item" of an invoice's first row is the start symbol, so the first prediction is
-    the most common first item. Items are shifted by one so that 0 is the start symbol.
+    ``counts_[a, b]`` is how often sequence code ``b`` came right after ``a`` in a training
+    invoice, with the start of an invoice as code 0 (``sequences.START``), so the first step of
+    an invoice gets the most common first items. Follows the next-item contract of
+    ``sequences.NextItemProtocol``: ``next_items(invoices, k)`` in sequence codes.
     """
 
     def fit(self, split: Split) -> Transitions:
-        items = split.train["item"].to_numpy() + 1
-        indptr = split.indptr("train")
-        previous = np.concatenate([[0], items[:-1]])
-        previous[indptr[:-1]] = 0  # every invoice starts from the start symbol
+        from .sequences import invoices_of
+
+        train = invoices_of(split, "train")
         n = split.n_items + 1
         self.counts_ = sp.csr_matrix(
-            (np.ones(len(items), dtype=np.float32), (previous, items)), shape=(n, n)
+            (np.ones(train.n_steps, dtype=np.float32), (train.previous(), train.items)), shape=(n, n)
         )
-        popularity = np.bincount(items, minlength=n).astype(np.float64)
+        popularity = np.bincount(train.items, minlength=n).astype(np.float64)
         self.popularity_ = popularity / popularity.max()
         return self
 
-    def next_items(self, previous, k: int = 5) -> np.ndarray:
-        """Top-k next items (0-based item codes) after each previous item (-1 = start)."""
-        previous = np.asarray(previous) + 1
-        scores = self.counts_[previous].toarray().astype(np.float64) + 1e-6 * self.popularity_
-        scores[:, 0] = -np.inf  # never predict the start symbol
-        return top_k(scores, k) - 1
+    def table(self, k: int = 5) -> np.ndarray:
+        """The top-k successors of every code: one row per previous item."""
+        scores = self.counts_.toarray() + 1e-6 * self.popularity_
+        scores[:, 0] = -np.inf  # never recommend the start symbol
+        return top_k(scores, k)
+
+    def next_items(self, invoices, k: int = 5) -> np.ndarray:
+        return self.table(k)[invoices.previous()]
+
+
+class RepurchaseNext:
+    """The next-item version of ``Repurchase``: the customer's most bought items that are not in
+    the invoice yet, then the most popular ones (the source's popularity-with-removal for
+    unknown customers)."""
+
+    def fit(self, split: Split) -> RepurchaseNext:
+        from .sequences import PopularityWithRemoval
+
+        self.popular_ = PopularityWithRemoval().fit(split)
+        counts = customer_item_matrix(split, "rows").tocsr()
+        # per customer code (index + 1; 0 = unknown): items by count, then by first appearance
+        self.history_ = [np.zeros(0, dtype=np.int32)]
+        for row in range(counts.shape[0]):
+            items = counts.indices[counts.indptr[row] : counts.indptr[row + 1]]
+            values = counts.data[counts.indptr[row] : counts.indptr[row + 1]]
+            self.history_.append((items[np.argsort(-values, kind="stable")] + 1).astype(np.int32))
+        return self
+
+    def next_items(self, invoices, k: int = 5) -> np.ndarray:
+        from .sequences import _popular_not_bought
+
+        ranking = self.popular_.ranking_
+        out = np.empty((invoices.n_steps, k), dtype=np.int32)
+        for g in range(len(invoices)):
+            start, end = invoices.indptr[g], invoices.indptr[g + 1]
+            own = self.history_[invoices.customers[g]]
+            rank = np.concatenate([own, ranking[~np.isin(ranking, own)]]).astype(np.int32)
+            out[start:end] = _popular_not_bought(
+                rank, invoices.items[start:end], np.array([0, end - start]), k, self.popular_.n_codes_
+            )
+        return out

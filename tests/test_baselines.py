@@ -61,13 +61,37 @@ def test_repurchase_orders():
 
 
 def test_transitions_learn_the_planted_order(split):
+    from recsys_helpers.sequences import NextItemProtocol, PopularityWithRemoval
+
+    protocol = NextItemProtocol.from_split(split, "validation")
     model = baselines.Transitions().fit(split)
-    val = split.validation
-    indptr = split.indptr("validation")
-    items = val["item"].to_numpy()
-    previous = np.concatenate([[-1], items[:-1]])
-    previous[indptr[:-1]] = -1
-    recs = model.next_items(previous, 5)
-    assert recs.shape == (len(items), 5) and (recs >= 0).all()
-    popular = np.tile(np.bincount(split.train["item"]).argsort()[::-1][:5], (len(items), 1))
-    assert metrics.accuracy_k(items, recs) > 2 * metrics.accuracy_k(items, popular)
+    recs = model.next_items(protocol.invoices, 5)
+    assert recs.shape == (protocol.n_steps, 5) and (recs > 0).all()  # never the start code
+    popular = protocol.evaluate(PopularityWithRemoval().fit(split))["accuracy"]
+    assert protocol.evaluate(model)["accuracy"] > 2 * popular
+
+
+def test_transitions_table_hand_made():
+    from recsys_helpers import data, synthetic
+
+    split = data.time_split(data.clean_retail(synthetic.make_retail(n_customers=30, seed=6)))
+    model = baselines.Transitions().fit(split)
+    train = split.train
+    first = train.groupby("invoiceno", sort=False)["item"].first().value_counts()
+    assert model.table(1)[0, 0] == first.index[0] + 1  # after "start": the commonest first item
+
+
+def test_repurchase_next_prefers_history_and_skips_bought(split):
+    from recsys_helpers.sequences import NextItemProtocol
+
+    protocol = NextItemProtocol.from_split(split, "validation")
+    model = baselines.RepurchaseNext().fit(split)
+    recs = model.next_items(protocol.invoices, 5)
+    inv = protocol.invoices
+    for g in range(min(50, len(inv))):
+        start, end = inv.indptr[g], inv.indptr[g + 1]
+        for i in range(start, end):
+            assert not set(recs[i]) & set(inv.items[start:i]), "recommended an item already in the invoice"
+        history = model.history_[inv.customers[g]]
+        if len(history) >= 10 and end > start:
+            assert recs[start, 0] == history[0]
