@@ -156,3 +156,39 @@ def test_two_tower_contract_and_index(checkerboard_split):
     assert known_precision(checkerboard_split, model) > 0.8
     top = beyond.factorized_top_k(model, [0, 1], [0, 1], ks=(1, 10))
     assert set(top) == {"top_1_accuracy", "top_10_accuracy"}
+
+
+def test_hybrid_contract_context_and_static(split):
+    from recsys_helpers import hybrid
+
+    model = hybrid.Hybrid(dim=8, epochs=2, batch_size=512, progress=False).fit(split)
+    recs = model.recommend(np.arange(8), k=5)
+    assert recs.shape == (8, 5) and all(len(set(r)) == 5 for r in recs)
+    protocol = BasketProtocol.from_split(split, "validation")
+    context = hybrid.invoice_context(split, "validation", model.country_encoder_)
+    assert len(context) == protocol.n_invoices
+    assert np.array_equal(context["customer"].to_numpy(), protocol.customers)
+    assert context["hour"].between(0, 23).all() and context["weekday"].between(0, 6).all()
+    scores = hybrid.evaluate_in_context(model, protocol, split)
+    assert 0.0 <= scores["precision"] <= 1.0
+    # the context changes the query, hence (possibly) the ranking
+    a = model.static_context([0])
+    b = a.assign(hour=(a["hour"] + 6) % 24)
+    assert not np.allclose(model.query(a), model.query(b))
+
+
+def test_hybrid_without_context_ignores_it(split):
+    from recsys_helpers import hybrid
+
+    model = hybrid.Hybrid(dim=8, epochs=1, batch_size=512, use_context=False, progress=False).fit(split)
+    a = model.static_context([0, 1])
+    b = a.assign(hour=(a["hour"] + 6) % 24, weekday=(a["weekday"] + 1) % 7)
+    assert np.allclose(model.query(a), model.query(b))
+
+
+def test_hybrid_learns_the_checkerboard(checkerboard_split):
+    from recsys_helpers import hybrid
+
+    model = hybrid.Hybrid(dim=8, epochs=15, batch_size=256, learning_rate=0.02, progress=False)
+    model.fit(checkerboard_split)
+    assert known_precision(checkerboard_split, model) > 0.9
