@@ -90,11 +90,16 @@ def tidy(recorded: pd.Series) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["model", "split", "metric", "value"])
 
 
-def leaderboard(recorded: pd.Series, key: str, columns: Iterable[str] = ()) -> pd.DataFrame:
+def leaderboard(
+    recorded: pd.Series, key: str, columns: Iterable[str] = (), final: bool = True, lower_is_better: bool = False
+) -> pd.DataFrame:
     """One row per model that recorded ``val_<key>``, best validation ``key`` first.
 
     Columns are ``val_<key>``, ``test_<key>`` and then ``val_<column>`` for each extra column
-    (``fit_seconds`` also falls back to the plain ``<model>_fit_seconds`` value).
+    (``fit_seconds`` also falls back to the plain ``<model>_fit_seconds`` value). With
+    ``final=True`` only the models a chapter reported on test (its final models) are kept;
+    ``final=False`` keeps only the others (ablations, variants and reference values). Errors
+    such as ``mae`` sort the other way with ``lower_is_better=True``.
     """
     table = tidy(recorded)
     wide = table.pivot_table(index="model", columns=["split", "metric"], values="value", aggfunc="first")
@@ -103,9 +108,9 @@ def leaderboard(recorded: pd.Series, key: str, columns: Iterable[str] = ()) -> p
     if f"val_{key}" not in wide:
         return pd.DataFrame(columns=wanted)
     board = wide.reindex(columns=wanted)
-    board = board[board[f"val_{key}"].notna()]
+    board = board[board[f"val_{key}"].notna() & (board[f"test_{key}"].notna() == final)]
     if "val_fit_seconds" in board:
         plain = recorded.reindex([f"{m}_fit_seconds" for m in board.index]).to_numpy()
         board["val_fit_seconds"] = board["val_fit_seconds"].fillna(pd.Series(plain, index=board.index))
     board = board.rename(columns=lambda c: c.removeprefix("val_") if c.startswith("val_fit") else c)
-    return board.sort_values(f"val_{key}", ascending=False)
+    return board.sort_values(f"val_{key}", ascending=lower_is_better)

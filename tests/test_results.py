@@ -52,9 +52,11 @@ def test_tidy_and_leaderboard():
     assert set(t["model"]) == {"als", "repurchase_recent", "item_lstm"}
     assert "raw_rows" not in set(t["model"])
     board = results.leaderboard(recorded, "precision", ["ndcg_at_5", "fit_seconds"])
-    assert board.index.tolist() == ["repurchase_recent", "als"]
-    assert board.loc["als", "fit_seconds"] == 3.0 and board.loc["repurchase_recent", "fit_seconds"] == 0.5
-    assert board.loc["als", "test_precision"] == 0.13
-    assert np.isnan(board.loc["repurchase_recent", "test_precision"])
-    assert results.leaderboard(recorded, "accuracy").index.tolist() == ["item_lstm"]
+    assert board.index.tolist() == ["als"]  # the final models: reported on test
+    assert board.loc["als", "fit_seconds"] == 3.0 and board.loc["als", "test_precision"] == 0.13
+    variants = results.leaderboard(recorded, "precision", ["fit_seconds"], final=False)
+    assert variants.index.tolist() == ["repurchase_recent"]
+    assert variants.loc["repurchase_recent", "fit_seconds"] == 0.5
+    assert np.isnan(variants.loc["repurchase_recent", "test_precision"])
+    assert results.leaderboard(recorded, "accuracy", final=False).index.tolist() == ["item_lstm"]
     assert results.leaderboard(recorded, "mae").empty
