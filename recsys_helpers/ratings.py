@@ -307,7 +307,10 @@ class KerasRatings:
 
     def fit(self, train: pd.DataFrame, validation: pd.DataFrame | None = None, epochs: int | None = None):
         import keras
+        import tensorflow as tf
 
+        # Every model traces its own predict function; TF's "retracing" notes about that are noise.
+        tf.get_logger().setLevel("ERROR")
         keras.utils.set_random_seed(self.seed)
         mean = float(train["rating"].mean())
         self.model = self.build(self.n_users, self.n_movies, mean=mean, seed=self.seed, **self.kwargs)
