@@ -10,10 +10,12 @@ the cache, never committed. ``RECSYS_MOVIELENS_DATA`` may point at the unpacked 
 from __future__ import annotations
 
 import functools
+import hashlib
 import os
 import re
 import shutil
 import tempfile
+import warnings
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +33,9 @@ MOVIES_COLUMNS = ("movieId", "title", "genres")
 RATINGS_ROWS = 100_836
 MOVIES_ROWS = 9_742
 NO_GENRE = "(no genres listed)"
+#: sha256 of the two tables' content (see ``content_fingerprint``) of the copy the book's numbers
+#: come from: 100,836 ratings and 9,742 films, as documented for the original zip.
+MOVIELENS_FINGERPRINT = "152b6090210e9ee17397a471ed2a21f6e9de621c4563ac6708ba40e3ff154988"
 _YEAR = re.compile(r"\((\d{4})(?:[-–]\d{0,4})?\)\s*$")
 
 
@@ -53,12 +58,13 @@ def _read_checked_csv(path: Path, columns: tuple[str, ...]) -> pd.DataFrame:
     return frame
 
 
-def check_folder(folder: Path, expected: bool = True) -> Path:
+def check_folder(folder: Path, expected: bool = True, source: Path | None = None) -> Path:
     """Check that ``folder`` holds ratings.csv and movies.csv of MovieLens latest-small.
 
     Columns, row counts (100,836 ratings, 9,742 movies), that every rated movie is in movies.csv
     and that ratings lie on the 0.5-5 star scale. With ``expected=False`` the row counts are not
-    checked (synthetic data or another MovieLens release).
+    checked (synthetic data or another MovieLens release). When the content differs from the copy
+    the book was executed on, a warning (not an error) names ``source`` (default ``folder``).
 
     Raises
     ------
@@ -82,7 +88,21 @@ def check_folder(folder: Path, expected: bool = True) -> Path:
                 f"{folder / name} has {len(frame):,} rows, not the {rows:,} of MovieLens latest-small: the "
                 "file is truncated or another MovieLens release. Delete it and run `make data` again."
             )
+    if expected and content_fingerprint(ratings, movies) != MOVIELENS_FINGERPRINT:
+        warnings.warn(
+            f"{source or folder} holds the expected columns and rows but its content differs from the copy this "
+            "book was executed on; your numbers may differ from the text.",
+            stacklevel=2,
+        )
     return folder
+
+
+def content_fingerprint(ratings: pd.DataFrame, movies: pd.DataFrame) -> str:
+    """sha256 of the two tables written back as CSV (independent of line endings and quoting)."""
+    digest = hashlib.sha256()
+    for frame in (ratings, movies):
+        digest.update(frame.to_csv(index=False).encode())
+    return digest.hexdigest()
 
 
 def unpack_zip(archive: Path, dest: Path) -> Path:
@@ -101,7 +121,7 @@ def unpack_zip(archive: Path, dest: Path) -> Path:
                     raise DataError(f"{archive} holds no {name}: not the MovieLens latest-small zip.")
                 with zf.open(members[0]) as src, open(tmp / name, "wb") as out:
                     shutil.copyfileobj(src, out)
-        check_folder(tmp)
+        check_folder(tmp, source=archive)
         if dest.exists():
             shutil.rmtree(dest)
         os.replace(tmp, dest)

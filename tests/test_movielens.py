@@ -1,5 +1,6 @@
 """The MovieLens loader and splits, on synthetic ratings written by the package."""
 
+import warnings
 import zipfile
 from dataclasses import replace
 
@@ -10,6 +11,9 @@ import pytest
 from recsys_helpers import movielens as ml
 from recsys_helpers.data import DataError
 from recsys_helpers.settings import get_settings
+
+# The synthetic copies are not the book's copy: that warning has its own test below.
+pytestmark = pytest.mark.filterwarnings("ignore:.*content differs:UserWarning")
 
 
 @pytest.fixture(scope="module")
@@ -166,3 +170,15 @@ def test_load_ratings_in_subset_mode(tmp_path, folder, monkeypatch):
     assert ml.load_ratings("random", settings).kind == "random"
     with pytest.raises(ValueError, match="unknown split"):
         ml.load_ratings("other", settings)
+
+
+def test_fingerprint_warns_on_other_content(tmp_path, folder, monkeypatch):
+    monkeypatch.setattr(ml, "RATINGS_ROWS", len(pd.read_csv(folder / "ratings.csv")))
+    monkeypatch.setattr(ml, "MOVIES_ROWS", len(pd.read_csv(folder / "movies.csv")))
+    with pytest.warns(UserWarning, match="content differs"):
+        ml.check_folder(folder)
+    ratings, movies = pd.read_csv(folder / "ratings.csv"), pd.read_csv(folder / "movies.csv")
+    monkeypatch.setattr(ml, "MOVIELENS_FINGERPRINT", ml.content_fingerprint(ratings, movies))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        ml.check_folder(folder)
