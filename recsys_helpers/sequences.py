@@ -45,6 +45,8 @@ class Invoices:
     items: np.ndarray
     indptr: np.ndarray
     customers: np.ndarray
+    history_items: np.ndarray | None = None  # (invoices, h): the customer's earlier items
+    history_weights: np.ndarray | None = None  # (invoices, h): log(1 + times bought)
 
     def __len__(self) -> int:
         return len(self.indptr) - 1
@@ -75,15 +77,67 @@ class Invoices:
         lengths = ends - starts
         indptr = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
         rows = np.repeat(starts - indptr[:-1], lengths) + np.arange(indptr[-1])
-        return Invoices(self.items[rows], indptr, self.customers[invoices])
+        history = {}
+        if self.history_items is not None:
+            history = {
+                "history_items": self.history_items[invoices],
+                "history_weights": self.history_weights[invoices],
+            }
+        return Invoices(self.items[rows], indptr, self.customers[invoices], **history)
 
 
-def invoices_of(split: Split, part: str) -> Invoices:
-    """The invoices of ``part`` in sequence codes (item + 1, customer + 1; 0 reserved)."""
+def invoices_of(split: Split, part: str, history: int = 0) -> Invoices:
+    """The invoices of ``part`` in sequence codes (item + 1, customer + 1; 0 reserved).
+
+    With ``history > 0`` each invoice also gets its customer's ``history`` most bought items
+    from *earlier* training invoices (see ``customer_history``).
+    """
     frame = split.part(part)
     indptr = split.indptr(part).astype(np.int64)
     customers = frame["customer"].to_numpy()[indptr[:-1]].astype(np.int32) + 1
-    return Invoices(frame["item"].to_numpy().astype(np.int32) + 1, indptr, customers)
+    invoices = Invoices(frame["item"].to_numpy().astype(np.int32) + 1, indptr, customers)
+    if not history:
+        return invoices
+    items, weights = customer_history(split, part, history)
+    return Invoices(invoices.items, indptr, customers, items, weights)
+
+
+def customer_history(split: Split, part: str, size: int = 64):
+    """Each invoice's customer history: the ``size`` items bought most before the invoice.
+
+    For a training invoice only the customer's *earlier* training invoices count (so the items
+    to be predicted never leak into the history); for validation and test invoices the whole
+    training period counts. Unknown customers have an empty history. Returns item codes and
+    weights ``log(1 + times bought)``, both ``(invoices, size)``, padded with 0.
+    """
+    from collections import Counter
+
+    train = invoices_of(split, "train")
+    target = train if part == "train" else invoices_of(split, part)
+    counters: dict[int, Counter] = {}
+    items = np.zeros((len(target), size), dtype=np.int32)
+    weights = np.zeros((len(target), size), dtype=np.float32)
+
+    def fill(row, counter):
+        top = counter.most_common(size)
+        if top:
+            codes, counts = zip(*top, strict=True)
+            items[row, : len(top)] = codes
+            weights[row, : len(top)] = np.log1p(counts)
+
+    for t in range(len(train)):
+        customer = int(train.customers[t])
+        if customer == 0:
+            continue
+        counter = counters.setdefault(customer, Counter())
+        if part == "train":
+            fill(t, counter)
+        counter.update(train.items[train.indptr[t] : train.indptr[t + 1]].tolist())
+    if part != "train":
+        for t, customer in enumerate(target.customers):
+            if customer in counters:
+                fill(t, counters[int(customer)])
+    return items, weights
 
 
 def pack_items(items, indptr) -> list[np.ndarray]:
@@ -188,6 +242,50 @@ class PopularityWithRemoval:
 # Keras models
 
 
+def _history_bias_layer():
+    import keras
+    import tensorflow as tf
+
+    @keras.saving.register_keras_serializable(package="recsys_helpers")
+    class HistoryBias(keras.layers.Layer):
+        """Adds ``scale[i] * weight`` to the logit of every history item ``i``, at every step."""
+
+        def __init__(self, n_items: int, **kwargs):
+            super().__init__(**kwargs)
+            self.n_items = n_items
+
+        def build(self, input_shape):
+            self.scale = self.add_weight(shape=(self.n_items,), initializer="ones", name="scale")
+
+        def call(self, inputs):
+            logits, items, weights = inputs
+            batch, size = tf.shape(items)[0], tf.shape(items)[1]
+            rows = tf.repeat(tf.range(batch), size)
+            index = tf.stack([rows, tf.reshape(tf.cast(items, tf.int32), [-1])], axis=1)
+            values = tf.reshape(tf.cast(weights, logits.dtype), [-1])
+            dense = tf.scatter_nd(index, values, tf.stack([batch, self.n_items]))
+            return logits + (dense * self.scale)[:, None, :]
+
+        def compute_output_shape(self, input_shapes):
+            return input_shapes[0]
+
+        def get_config(self):
+            return {**super().get_config(), "n_items": self.n_items}
+
+    return HistoryBias
+
+
+def HistoryBias(n_items: int, **kwargs):  # noqa: N802 (a layer factory, named like the layer)
+    """The layer that adds a customer's purchase history to the logits (see ``build_lstm``)."""
+    global _HISTORY_BIAS
+    if _HISTORY_BIAS is None:
+        _HISTORY_BIAS = _history_bias_layer()
+    return _HISTORY_BIAS(n_items, **kwargs)
+
+
+_HISTORY_BIAS = None
+
+
 def build_lstm(
     n_items: int,
     n_customers: int = 0,
@@ -197,6 +295,9 @@ def build_lstm(
     layers: int = 1,
     dropout: float = 0.0,
     seed: int | None = None,
+    customer_to_output: bool = False,
+    customer_dropout: float = 0.0,
+    history: bool = False,
 ):
     """Item embedding (+ customer embedding) -> ``layers`` stacked LSTMs -> dense logits.
 
@@ -206,7 +307,13 @@ def build_lstm(
         Number of sequence codes, counting the reserved 0 (``split.n_items + 1``).
     n_customers
         Number of customer codes counting the reserved 0 (``split.n_customers + 1``); 0 builds
-        the item-only model. The customer's vector is concatenated to every item vector.
+        the item-only model. The customer's vector is concatenated to every item vector, and
+        with ``customer_to_output`` also to the LSTM's output, next to the dense layer.
+        ``customer_dropout`` drops coordinates of the customer vector in training (the same
+        ones at every step of a window), against memorising the training invoices.
+    history
+        Add the customer's purchase history to the logits: inputs ``history_items`` and
+        ``history_weights`` ``(batch, h)``; item ``i`` gets ``scale_i * weight`` (``HistoryBias``).
 
     The model takes ``{"items": (batch, steps)}`` (plus ``"customers"``, the customer code
     repeated along the steps) and returns logits ``(batch, steps, n_items)``. It is stateless
@@ -222,6 +329,13 @@ def build_lstm(
         customers = keras.Input((None,), dtype="int32", name="customers")
         inputs["customers"] = customers
         u = keras.layers.Embedding(n_customers, customer_dim, name="customer_embedding")(customers)
+        if customer_dropout:
+            u = keras.layers.Dropout(
+                customer_dropout,
+                noise_shape=(None, 1, customer_dim),
+                seed=seed,
+                name="customer_dropout",
+            )(u)
         x = keras.layers.Concatenate(name="concat")([u, x])
     for layer in range(layers):
         if dropout:
@@ -229,17 +343,33 @@ def build_lstm(
         x, _, _ = keras.layers.LSTM(
             hidden, return_sequences=True, return_state=True, name=f"lstm_{layer}"
         )(x)
+    if n_customers and customer_to_output:
+        x = keras.layers.Concatenate(name="concat_output")([x, u])
     if dropout:
         x = keras.layers.Dropout(dropout, seed=seed, name=f"dropout_{layers}")(x)
     logits = keras.layers.Dense(n_items, name="logits")(x)
+    if history:
+        history_items = keras.Input((None,), dtype="int32", name="history_items")
+        history_weights = keras.Input((None,), dtype="float32", name="history_weights")
+        inputs["history_items"], inputs["history_weights"] = history_items, history_weights
+        logits = HistoryBias(n_items, name="history_bias")([logits, history_items, history_weights])
     name = "user_lstm" if n_customers else "item_lstm"
     return keras.Model(inputs, logits, name=name)
 
 
 def compile_lstm(
-    model, learning_rate: float = 1e-3, clipnorm: float = 5.0, optimizer: str = "adam"
+    model,
+    learning_rate: float = 1e-3,
+    clipnorm: float = 5.0,
+    optimizer: str = "adam",
+    decay_steps: int = 0,
+    final_fraction: float = 0.1,
 ):
-    """Sparse categorical cross-entropy on logits, with gradient clipping (as the source does)."""
+    """Sparse categorical cross-entropy on logits, with gradient clipping (as the source does).
+
+    With ``decay_steps`` the learning rate follows a cosine from ``learning_rate`` down to
+    ``final_fraction`` of it over that many training steps (batches).
+    """
     import keras
 
     optimizers = {
@@ -247,23 +377,50 @@ def compile_lstm(
         "sgd": keras.optimizers.SGD,
         "rmsprop": keras.optimizers.RMSprop,
     }
+    rate = learning_rate
+    if decay_steps:
+        rate = keras.optimizers.schedules.CosineDecay(
+            learning_rate, decay_steps, alpha=final_fraction
+        )
     model.compile(
-        optimizer=optimizers[optimizer](learning_rate=learning_rate, clipnorm=clipnorm),
+        optimizer=optimizers[optimizer](learning_rate=rate, clipnorm=clipnorm),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
     )
     return model
 
 
-def model_inputs(X, U=None) -> dict:
-    """The input dictionary of ``build_lstm``'s models (customers repeated along the steps)."""
-    inputs = {"items": np.asarray(X, dtype=np.int32)}
+def model_inputs(X, U=None, history=None) -> dict:
+    """The input dictionary of ``build_lstm``'s models (customers repeated along the steps).
+
+    ``history`` is ``(items, weights)``, one row per row of ``X``.
+    """
+    X = np.asarray(X, dtype=np.int32)
+    inputs = {"items": X}
     if U is not None:
         inputs["customers"] = np.repeat(np.asarray(U, dtype=np.int32)[:, None], X.shape[1], axis=1)
+    if history is not None:
+        inputs["history_items"] = np.asarray(history[0], dtype=np.int32)
+        inputs["history_weights"] = np.asarray(history[1], dtype=np.float32)
     return inputs
 
 
 def uses_customers(model) -> bool:
     return "customers" in model.input
+
+
+def uses_history(model) -> bool:
+    return "history_items" in model.input
+
+
+def _invoice_inputs(model, X, invoices: Invoices, rows) -> dict:
+    """Inputs for ``X``, row ``r`` of which belongs to invoice ``rows[r]``."""
+    U = invoices.customers[rows] if uses_customers(model) else None
+    history = None
+    if uses_history(model):
+        if invoices.history_items is None:
+            raise ValueError("the model reads customer histories: use invoices_of(..., history=h)")
+        history = (invoices.history_items[rows], invoices.history_weights[rows])
+    return model_inputs(X, U, history)
 
 
 class NextItemAccuracy:
@@ -293,10 +450,12 @@ def fit_lstm(
     validation: NextItemProtocol | None = None,
     seed: int = 42,
     progress: bool = True,
+    history=None,
 ):
     """Train on shuffled windows (a fixed shuffle per seed); return the ``History``.
 
-    ``mask_padding`` gives padded target positions (target 0) weight 0 in the loss. With a
+    ``mask_padding`` gives padded target positions (target 0) weight 0 in the loss; ``history``
+    is ``(items, weights)`` per window for models built with ``history=True``. With a
     ``validation`` protocol the exact top-k accuracy is added to the history after each epoch.
     A tqdm bar (on stderr) shows the progress.
     """
@@ -310,9 +469,11 @@ def fit_lstm(
     order = np.random.default_rng(seed).permutation(len(X))
     X, Y = np.asarray(X)[order], np.asarray(Y)[order]
     U = None if U is None else np.asarray(U)[order]
+    if history is not None:
+        history = (np.asarray(history[0])[order], np.asarray(history[1])[order])
     weights = (Y > 0).astype(np.float32) if mask_padding else None
     return model.fit(
-        model_inputs(X, U),
+        model_inputs(X, U, history),
         Y,
         sample_weight=weights,
         epochs=epochs,
@@ -355,7 +516,12 @@ def _top_k_function(model, k: int):
     n_items = model.output.shape[-1]
     never = tf.one_hot(START, n_items, on_value=-np.inf, off_value=0.0)  # never recommend "start"
     spec = tf.TensorSpec((None, None), tf.int32)
-    signature = {"items": spec, "customers": spec} if uses_customers(model) else {"items": spec}
+    signature = {"items": spec}
+    if uses_customers(model):
+        signature["customers"] = spec
+    if uses_history(model):
+        signature["history_items"] = spec
+        signature["history_weights"] = tf.TensorSpec((None, None), tf.float32)
 
     @tf.function(input_signature=[signature])
     def top_k(inputs):
@@ -381,7 +547,6 @@ def predict_next_items(
     top_k = _top_k_function(model, k)
     previous = invoices.previous()
     lengths = invoices.lengths
-    with_customers = uses_customers(model)
     out = np.zeros((invoices.n_steps, k), dtype=np.int32)
     for batch in tqdm(length_batches(lengths, max_tokens), disable=not progress, desc="predict"):
         width = max(int(lengths[batch].max()), 1)
@@ -390,8 +555,25 @@ def predict_next_items(
         starts = invoices.indptr[batch]
         rows = (starts[:, None] + np.arange(width)[None, :])[position]
         X[position] = previous[rows]
-        inputs = model_inputs(X, invoices.customers[batch] if with_customers else None)
-        out[rows] = np.asarray(top_k(inputs))[position]
+        out[rows] = np.asarray(top_k(_invoice_inputs(model, X, invoices, batch)))[position]
+    return out
+
+
+def predict_from_previous_only(model, invoices: Invoices, k: int = 5, batch_size: int = 4096):
+    """Top-k next items from the previous item alone, starting every step from the zero state.
+
+    This is what the source's ``generate_prediction`` computes: it builds its feed dictionary
+    with the zero state once per invoice and never feeds the returned state back, so every step
+    sees only the previous item. Kept to measure what that bug costs.
+    """
+    top_k = _top_k_function(model, k)
+    previous = invoices.previous()[:, None]
+    invoice_of_step = np.repeat(np.arange(len(invoices)), invoices.lengths)
+    out = np.zeros((invoices.n_steps, k), dtype=np.int32)
+    for start in range(0, invoices.n_steps, batch_size):
+        rows = slice(start, start + batch_size)
+        inputs = _invoice_inputs(model, previous[rows], invoices, invoice_of_step[rows])
+        out[rows] = np.asarray(top_k(inputs))[:, 0]
     return out
 
 
@@ -422,7 +604,14 @@ def step_model(model):
         inputs[f"h_{layer}"], inputs[f"c_{layer}"] = h, c
         x, h_new, c_new = model.get_layer(f"lstm_{layer}")(x, initial_state=[h, c])
         states += [h_new, c_new]
+    if "concat_output" in names:
+        x = model.get_layer("concat_output")([x, u])
     logits = model.get_layer("logits")(x)
+    if "history_bias" in names:
+        history_items = keras.Input((None,), dtype="int32", name="history_items")
+        history_weights = keras.Input((None,), dtype="float32", name="history_weights")
+        inputs["history_items"], inputs["history_weights"] = history_items, history_weights
+        logits = model.get_layer("history_bias")([logits, history_items, history_weights])
     return keras.Model(inputs, [logits, *states], name="step")
 
 
@@ -438,15 +627,12 @@ def predict_stepwise(model, invoices: Invoices, k: int = 5, progress: bool = Fal
     stepper = step_model(model)
     n_layers = (len(stepper.outputs) - 1) // 2
     hidden = model.get_layer("lstm_0").units
-    with_customers = uses_customers(model)
     out = np.zeros((invoices.n_steps, k), dtype=np.int32)
     previous = invoices.previous()
     for g in tqdm(range(len(invoices)), disable=not progress, desc="step by step"):
         states = [np.zeros((1, hidden), dtype=np.float32) for _ in range(2 * n_layers)]
         for i in range(invoices.indptr[g], invoices.indptr[g + 1]):
-            inputs = {"items": np.array([[previous[i]]], dtype=np.int32)}
-            if with_customers:
-                inputs["customers"] = np.array([[invoices.customers[g]]], dtype=np.int32)
+            inputs = _invoice_inputs(model, np.array([[previous[i]]]), invoices, np.array([g]))
             for layer in range(n_layers):
                 inputs[f"h_{layer}"], inputs[f"c_{layer}"] = (
                     states[2 * layer],
@@ -461,15 +647,58 @@ def predict_stepwise(model, invoices: Invoices, k: int = 5, progress: bool = Fal
     return out
 
 
-class KerasNextItem:
-    """A trained Keras sequence model behind the next-item contract ``next_items(invoices, k)``."""
+@njit(cache=True)
+def _drop_bought(candidates, items, indptr, k):
+    out = np.zeros((candidates.shape[0], k), dtype=np.int32)
+    for g in range(len(indptr) - 1):
+        start = indptr[g]
+        for i in range(start, indptr[g + 1]):
+            j = 0
+            for item in candidates[i]:
+                seen = False
+                for b in range(start, i):
+                    if items[b] == item:
+                        seen = True
+                        break
+                if not seen:
+                    out[i, j] = item
+                    j += 1
+                    if j == k:
+                        break
+    return out
 
-    def __init__(self, model, max_tokens: int = 32768):
+
+def drop_bought(candidates, invoices: Invoices, k: int = 5) -> np.ndarray:
+    """The first ``k`` candidates of each step that were not bought earlier in the same invoice.
+
+    ``candidates`` is ``(n_steps, m)`` with ``m > k`` best first; rows with fewer than ``k``
+    candidates left are filled with 0.
+    """
+    candidates = np.ascontiguousarray(candidates, dtype=np.int32)
+    return _drop_bought(candidates, invoices.items, invoices.indptr, k)
+
+
+class KerasNextItem:
+    """A trained Keras sequence model behind the next-item contract ``next_items(invoices, k)``.
+
+    ``drop_bought`` removes items already bought in the invoice from the recommendations (as the
+    popularity baseline does), choosing from the model's best ``candidates`` items.
+    """
+
+    def __init__(
+        self, model, max_tokens: int = 32768, drop_bought: bool = False, candidates: int = 20
+    ):
         self.model = model
         self.max_tokens = max_tokens
+        self.drop_bought = drop_bought
+        self.candidates = candidates
 
     def next_items(self, invoices: Invoices, k: int = 5) -> np.ndarray:
-        return predict_next_items(self.model, invoices, k, self.max_tokens)
+        """Top-k items at every step; with ``drop_bought``, items not yet in the invoice."""
+        if not self.drop_bought:
+            return predict_next_items(self.model, invoices, k, self.max_tokens)
+        wide = predict_next_items(self.model, invoices, max(self.candidates, k), self.max_tokens)
+        return drop_bought(wide, invoices, k)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -490,8 +719,11 @@ class NextItemProtocol:
     k: int = 5
 
     @classmethod
-    def from_split(cls, split: Split, part: str = "validation", k: int = 5) -> NextItemProtocol:
-        return cls(part=part, invoices=invoices_of(split, part), k=k)
+    def from_split(
+        cls, split: Split, part: str = "validation", k: int = 5, history: int = 0
+    ) -> NextItemProtocol:
+        """``history > 0`` adds the customers' histories, for models that read them."""
+        return cls(part=part, invoices=invoices_of(split, part, history), k=k)
 
     @property
     def n_steps(self) -> int:

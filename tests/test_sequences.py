@@ -140,11 +140,18 @@ def small_models(split):
     user = sequences.build_lstm(
         n_items, n_customers, embedding_dim=8, customer_dim=4, hidden=12, layers=1
     )
-    return item, user
+    skip = sequences.build_lstm(
+        n_items, n_customers, embedding_dim=8, customer_dim=4, hidden=12, customer_to_output=True
+    )
+    history = sequences.build_lstm(
+        n_items, n_customers, embedding_dim=8, customer_dim=4, hidden=12, history=True
+    )
+    history.get_layer("history_bias").scale.assign(np.linspace(0.5, 3, n_items))
+    return item, user, skip, history
 
 
 def test_models_shapes_and_customer_table_size(split, small_models):
-    item, user = small_models
+    item, user, _, _ = small_models
     x = np.zeros((3, 7), np.int32)
     assert tuple(item({"items": x}).shape) == (3, 7, split.n_items + 1)
     assert tuple(user(sequences.model_inputs(x, np.array([0, 1, 2]))).shape) == (
@@ -158,7 +165,7 @@ def test_models_shapes_and_customer_table_size(split, small_models):
 
 
 def test_models_are_causal(small_models):
-    item, _ = small_models
+    item, _, _, _ = small_models
     rng = np.random.default_rng(0)
     x = rng.integers(1, 20, size=(2, 9)).astype(np.int32)
     y = x.copy()
@@ -167,10 +174,10 @@ def test_models_are_causal(small_models):
     np.testing.assert_allclose(a[:, :5], b[:, :5], rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.parametrize("which", [0, 1])
+@pytest.mark.parametrize("which", [0, 1, 2, 3])
 def test_batched_prediction_equals_step_by_step(split, small_models, which):
     model = small_models[which]
-    invoices = sequences.invoices_of(split, "validation")
+    invoices = sequences.invoices_of(split, "validation", history=6)
     invoices = invoices.take(np.arange(min(12, len(invoices))))
     batched = sequences.predict_next_items(model, invoices, k=5, max_tokens=40)
     stepwise = sequences.predict_stepwise(model, invoices, k=5)
@@ -198,3 +205,52 @@ def test_training_learns_planted_order(split):
     popularity = protocol.evaluate(sequences.PopularityWithRemoval().fit(split))["accuracy"]
     assert history.history["val_accuracy"][-1] == pytest.approx(lstm)
     assert lstm > popularity + 0.1
+
+
+def test_previous_only_is_one_step_from_the_zero_state(split, small_models):
+    """The source's bug, reproduced: every step starts from the zero state with one item."""
+    _, user, _, _ = small_models
+    invoices = sequences.invoices_of(split, "validation").take(np.arange(5))
+    recs = sequences.predict_from_previous_only(user, invoices, k=5, batch_size=7)
+    inputs = sequences.model_inputs(invoices.previous()[:, None], invoices.step_customers())
+    logits = np.array(user(inputs))[:, 0]
+    logits[:, 0] = -np.inf
+    expected = np.argsort(-logits, axis=1, kind="stable")[:, :5]
+    assert np.array_equal(recs, expected)
+
+
+def test_drop_bought_skips_items_of_the_invoice():
+    invoices = Invoices(np.array([3, 4, 5, 9], np.int32), np.array([0, 3, 4]), np.array([0, 0]))
+    candidates = np.array([[3, 4, 6, 7], [3, 4, 6, 7], [4, 3, 6, 7], [3, 4, 6, 7]], np.int32)
+    out = sequences.drop_bought(candidates, invoices, k=2)
+    assert out.tolist() == [[3, 4], [4, 6], [6, 7], [3, 4]]
+
+
+def test_customer_history_uses_only_earlier_invoices(split):
+    train = sequences.invoices_of(split, "train", history=500)
+    seen: dict[int, set] = {}
+    for t in range(len(train)):
+        customer = int(train.customers[t])
+        history = set(train.history_items[t][train.history_weights[t] > 0].tolist())
+        assert history == (seen.get(customer, set()) if customer else set())
+        if customer:
+            seen.setdefault(customer, set()).update(
+                train.items[train.indptr[t] : train.indptr[t + 1]].tolist()
+            )
+    validation = sequences.invoices_of(split, "validation", history=500)
+    for t in range(len(validation)):
+        customer = int(validation.customers[t])
+        history = set(validation.history_items[t][validation.history_weights[t] > 0].tolist())
+        assert history == (seen.get(customer, set()) if customer else set())
+
+
+def test_history_bias_adds_scaled_weights(split, small_models):
+    *_, model = small_models
+    x = np.array([[0, 5, 6]], np.int32)
+    plain = sequences.model_inputs(x, np.array([1]), (np.zeros((1, 2), np.int32), np.zeros((1, 2))))
+    boosted = sequences.model_inputs(x, np.array([1]), (np.array([[7, 0]]), np.array([[2.0, 0.0]])))
+    difference = np.asarray(model(boosted)) - np.asarray(model(plain))
+    scale = model.get_layer("history_bias").scale.numpy()
+    np.testing.assert_allclose(difference[0, :, 7], 2.0 * scale[7], rtol=1e-5)
+    difference[0, :, 7] = 0
+    np.testing.assert_allclose(difference, 0, atol=1e-5)
