@@ -58,43 +58,56 @@ def _read_checked_csv(path: Path, columns: tuple[str, ...]) -> pd.DataFrame:
     return frame
 
 
-def check_folder(folder: Path, expected: bool = True, source: Path | None = None) -> Path:
-    """Check that ``folder`` holds ratings.csv and movies.csv of MovieLens latest-small.
+def read_tables(folder: Path, expected: bool = True, source: Path | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Read and check ratings.csv and movies.csv of MovieLens latest-small.
 
-    Columns, row counts (100,836 ratings, 9,742 movies), that every rated movie is in movies.csv
-    and that ratings lie on the 0.5-5 star scale. With ``expected=False`` the row counts are not
-    checked (synthetic data or another MovieLens release). When the content differs from the copy
-    the book was executed on, a warning (not an error) names ``source`` (default ``folder``).
+    Checks columns, that every rated movie is in movies.csv and that ratings lie on the 0.5-5
+    star scale, and (unless ``expected=False``, for synthetic data or another release) the row
+    counts: 100,836 ratings, 9,742 movies. Rows that rate an unknown movie or lie off the scale
+    cannot be used by any model: they are dropped with a warning that names them, and the counts
+    and the content fingerprint are checked on what remains. Content that differs from the copy
+    the book was executed on gives a warning (naming ``source``, default ``folder``), not an error.
 
     Raises
     ------
     DataError
-        If a file is missing, unreadable, has other columns, foreign rows or the wrong length.
+        If a file is missing, unreadable, has other columns, or the wrong number of good rows.
     """
     folder = Path(folder)
     ratings = _read_checked_csv(folder / "ratings.csv", RATINGS_COLUMNS)
     movies = _read_checked_csv(folder / "movies.csv", MOVIES_COLUMNS)
     stars = ratings["rating"].to_numpy(dtype="float64")
     bad = ~ratings["movieId"].isin(movies["movieId"]) | (stars < 0.5) | (stars > 5) | (stars * 2 % 1 != 0)
-    if bad.any():
-        raise DataError(
-            f"{folder / 'ratings.csv'} has {int(bad.sum())} row(s) that rate a movie missing from movies.csv "
-            f"or lie off the 0.5-5 star scale, e.g. {ratings[bad].head(3).to_dict('records')}. The copy is "
-            "damaged (rows appended or edited): replace it with the original files."
-        )
+    dropped = ratings[bad]
+    ratings = ratings[~bad].reset_index(drop=True)
     for name, frame, rows in (("ratings.csv", ratings, RATINGS_ROWS), ("movies.csv", movies, MOVIES_ROWS)):
         if expected and len(frame) != rows:
             raise DataError(
-                f"{folder / name} has {len(frame):,} rows, not the {rows:,} of MovieLens latest-small: the "
-                "file is truncated or another MovieLens release. Delete it and run `make data` again."
+                f"{folder / name} has {len(frame):,} usable rows, not the {rows:,} of MovieLens latest-small: "
+                "the file is truncated or another MovieLens release. Delete it and run `make data` again."
             )
-    if expected and content_fingerprint(ratings, movies) != MOVIELENS_FINGERPRINT:
+    same = content_fingerprint(ratings, movies) == MOVIELENS_FINGERPRINT
+    if len(dropped):
+        warnings.warn(
+            f"{folder / 'ratings.csv'}: dropped {len(dropped)} row(s) that rate a movie missing from movies.csv "
+            f"or lie off the 0.5-5 star scale, e.g. {dropped.head(3).to_dict('records')}; the copy has rows "
+            "appended or edited. "
+            + ("The remaining rows are exactly the original's." if expected and same else ""),
+            stacklevel=2,
+        )
+    if expected and not same:
         warnings.warn(
             f"{source or folder} holds the expected columns and rows but its content differs from the copy this "
             "book was executed on; your numbers may differ from the text.",
             stacklevel=2,
         )
-    return folder
+    return ratings, movies
+
+
+def check_folder(folder: Path, expected: bool = True, source: Path | None = None) -> Path:
+    """``read_tables`` as a check: return ``folder`` if its files are usable (see there)."""
+    read_tables(folder, expected, source)
+    return Path(folder)
 
 
 def content_fingerprint(ratings: pd.DataFrame, movies: pd.DataFrame) -> str:
@@ -216,13 +229,12 @@ def read_movielens(folder: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     ``movie`` indexes the rows of the returned movie table (the whole catalogue of movies.csv, in
     its order); ``user`` is 0-based in the order of ``userId``.
     """
-    folder = Path(folder)
-    ratings = pd.read_csv(folder / "ratings.csv")
-    movies = parse_movies(pd.read_csv(folder / "movies.csv"))
+    with warnings.catch_warnings():  # fetch_movielens has shown them already
+        warnings.simplefilter("ignore")
+        ratings, movies = read_tables(folder, expected=False)
+    movies = parse_movies(movies)
     movies["movie"] = np.arange(len(movies), dtype="int32")
     codes = pd.Index(movies["movieId"]).get_indexer(ratings["movieId"])
-    if np.any(codes < 0):
-        raise DataError(f"{folder}: ratings.csv rates movies missing from movies.csv")
     ratings["movie"] = codes.astype("int32")
     ratings["user"] = pd.Index(np.unique(ratings["userId"])).get_indexer(ratings["userId"]).astype("int32")
     ratings["rating"] = ratings["rating"].astype("float32")

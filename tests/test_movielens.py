@@ -45,8 +45,10 @@ def test_check_folder_rejects_foreign_rows_and_missing_files(tmp_path, folder):
     with pytest.raises(DataError, match="movies.csv does not exist"):
         ml.check_folder(bad, expected=False)
     (bad / "movies.csv").write_text((folder / "movies.csv").read_text())
-    with pytest.raises(DataError, match="missing from movies.csv"):
-        ml.check_folder(bad, expected=False)
+    with pytest.warns(UserWarning, match="dropped 1 row"):
+        kept, _ = ml.read_tables(bad, expected=False)
+    assert len(kept) == len(ratings) and 999999 not in set(kept["movieId"])
+    assert len(ml.read_movielens(bad)[0]) == len(ratings)  # the models never see the foreign row
     (bad / "ratings.csv").write_text("a,b\n1,2\n")
     with pytest.raises(DataError, match="columns"):
         ml.check_folder(bad, expected=False)
