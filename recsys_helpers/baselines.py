@@ -11,50 +11,18 @@ import numpy as np
 import scipy.sparse as sp
 
 from .data import Split
-from .protocols import popular_items
+from .mf import user_item_matrix
+from .protocols import ScoreRecommender, item_popularity, popular_items, top_k
 
 
-def customer_item_matrix(split: Split, weights: str = "rows") -> sp.csr_matrix:
-    """Known customers x items from the training period, as CSR.
-
-    ``weights="rows"`` counts the invoice lines of each pair, ``"binary"`` marks bought or not.
-    """
-    train = split.train[split.train["customer"] >= 0]
-    values = np.ones(len(train), dtype=np.float32)
-    matrix = sp.csr_matrix(
-        (values, (train["customer"].to_numpy(), train["item"].to_numpy())),
-        shape=(split.n_customers, split.n_items),
-    )
-    if weights == "binary":
-        matrix.data[:] = 1.0
-    elif weights != "rows":
-        raise ValueError(f"weights must be 'rows' or 'binary', not {weights!r}")
-    return matrix
-
-
-def top_k(scores: np.ndarray, k: int) -> np.ndarray:
-    """Indices of the ``k`` largest scores of each row, best first (ties: lower index first)."""
-    scores = np.asarray(scores)
-    k = min(k, scores.shape[1])
-    part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
-    order = np.argsort(-np.take_along_axis(scores, part, axis=1), axis=1, kind="stable")
-    return np.take_along_axis(part, order, axis=1)
-
-
-class _ScoreRecommender:
-    """Shared ``recommend``: customer scores, popularity as a tiny tie-breaker and fallback."""
-
-    def _scores(self, customers: np.ndarray) -> np.ndarray:
-        raise NotImplementedError
+class _ScoreRecommender(ScoreRecommender):
+    """Baselines score customers from a customer-item matrix (``_scores``)."""
 
     def _fit_popularity(self, split: Split) -> None:
-        counts = np.bincount(split.train["item"], minlength=split.n_items).astype(np.float64)
-        self.popularity_ = counts / max(counts.max(), 1.0)
+        self.popularity_ = item_popularity(split)
 
-    def recommend(self, customers, k: int = 5) -> np.ndarray:
-        customers = np.atleast_1d(np.asarray(customers))
-        scores = np.asarray(self._scores(customers), dtype=np.float64)
-        return top_k(scores + 1e-6 * self.popularity_, k)
+    def scores(self, customers: np.ndarray) -> np.ndarray:
+        return self._scores(customers)
 
 
 class Popularity:
@@ -79,7 +47,7 @@ class Repurchase(_ScoreRecommender):
     def fit(self, split: Split) -> Repurchase:
         self._fit_popularity(split)
         if self.order == "frequent":
-            self.matrix_ = customer_item_matrix(split, "rows")
+            self.matrix_ = user_item_matrix(split, binary=False)
         else:  # score = position of the last purchase in time, so later is better
             train = split.train[split.train["customer"] >= 0]
             when = np.arange(1, len(train) + 1, dtype=np.float64)
@@ -114,7 +82,7 @@ class ItemKNN(_ScoreRecommender):
 
     def fit(self, split: Split) -> ItemKNN:
         self._fit_popularity(split)
-        self.matrix_ = customer_item_matrix(split, "binary")
+        self.matrix_ = user_item_matrix(split, binary=True)
         norms = np.sqrt(np.asarray(self.matrix_.sum(axis=0)).ravel()) + 1e-9
         sim = (self.matrix_.T @ self.matrix_).toarray() / norms[:, None] / norms[None, :]
         if self.neighbours < sim.shape[1]:
@@ -140,7 +108,7 @@ class EASE(_ScoreRecommender):
 
     def fit(self, split: Split) -> EASE:
         self._fit_popularity(split)
-        self.matrix_ = customer_item_matrix(split, "binary")
+        self.matrix_ = user_item_matrix(split, binary=True)
         gram = (self.matrix_.T @ self.matrix_).toarray().astype(np.float64)
         gram[np.diag_indices_from(gram)] += self.l2
         inverse = np.linalg.inv(gram)
@@ -193,7 +161,7 @@ class RepurchaseNext:
         from .sequences import PopularityWithRemoval
 
         self.popular_ = PopularityWithRemoval().fit(split)
-        counts = customer_item_matrix(split, "rows").tocsr()
+        counts = user_item_matrix(split, binary=False).tocsr()
         # per customer code (index + 1; 0 = unknown): items by count, then by first appearance
         self.history_ = [np.zeros(0, dtype=np.int32)]
         for row in range(counts.shape[0]):

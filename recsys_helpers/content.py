@@ -15,9 +15,9 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from .baselines import customer_item_matrix
 from .beyond import ScoreRecommender, item_popularity
 from .data import Split
+from .mf import user_item_matrix
 
 _WORD = re.compile(r"[A-Z]{3,}")
 #: Words that say nothing about what an item is.
@@ -115,7 +115,7 @@ class ContentBased(ScoreRecommender):
         start = time.perf_counter()
         self.popularity_ = item_popularity(split)
         self.features_, self.feature_names_ = item_features(split, self.price_weight, min_df=self.min_df)
-        self.history_matrix_ = customer_item_matrix(split, self.weights)
+        self.history_matrix_ = user_item_matrix(split, binary=self.weights == "binary")
         self.profiles_ = _unit_rows(sp.csr_matrix(self.history_matrix_ @ self.features_))
         self.fit_seconds_ = time.perf_counter() - start
         return self

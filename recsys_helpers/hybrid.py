@@ -215,7 +215,7 @@ class Hybrid(ScoreRecommender):
 
     def recommend_invoices(self, context: pd.DataFrame, k: int = 5) -> np.ndarray:
         """Top-k items for each invoice, from its customer and its own context."""
-        from .baselines import top_k
+        from .protocols import top_k
 
         out = np.empty((len(context), k), dtype="int32")
         for s in range(0, len(context), 1024):

@@ -16,8 +16,9 @@ import time
 import numpy as np
 import scipy.sparse as sp
 
-from .beyond import ScoreRecommender, item_popularity, sample_negatives, training_rows, unique_pairs
+from .beyond import ScoreRecommender, item_popularity, sample_negatives, unique_pairs
 from .data import Split
+from .mf import training_pairs
 from .settings import get_settings
 
 
@@ -117,7 +118,7 @@ class LightGCN(ScoreRecommender):
             self.dim, self.n_layers, self.seed,
         )
         optimizer = keras.optimizers.Adam(self.learning_rate)
-        pos_c, pos_i = training_rows(split) if self.positives == "rows" else (edges_c, edges_i)
+        pos_c, pos_i = training_pairs(split) if self.positives == "rows" else (edges_c, edges_i)
         n_c, l2 = self.n_customers, self.l2
         model = self.model_
 

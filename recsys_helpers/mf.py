@@ -21,6 +21,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from .data import Split
+from .protocols import top_k
 from .settings import get_settings
 
 # ---------------------------------------------------------------------------------------------
@@ -51,14 +52,6 @@ def user_item_matrix(split: Split, binary: bool = True) -> sp.csr_matrix:
     if binary:
         matrix.data[:] = 1.0
     return matrix
-
-
-def top_k(scores: np.ndarray, k: int) -> np.ndarray:
-    """Column indices of the ``k`` largest scores of each row, best first (vectorised)."""
-    k = min(k, scores.shape[1])
-    part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
-    order = np.argsort(-np.take_along_axis(scores, part, axis=1), axis=1, kind="stable")
-    return np.take_along_axis(part, order, axis=1).astype("int32")
 
 
 class FactorModel:

@@ -16,8 +16,9 @@ import time
 
 import numpy as np
 
-from .beyond import ScoreRecommender, item_popularity, sample_negatives, training_rows, unique_pairs
+from .beyond import ScoreRecommender, item_popularity, sample_negatives, unique_pairs
 from .data import Split
+from .mf import training_pairs
 from .settings import get_settings
 
 
@@ -114,7 +115,7 @@ class NCF(ScoreRecommender):
             optimizer=keras.optimizers.Adam(self.learning_rate),
             loss=keras.losses.BinaryCrossentropy(from_logits=True),
         )
-        customers, items = training_rows(split) if self.positives == "rows" else unique_pairs(split)
+        customers, items = training_pairs(split) if self.positives == "rows" else unique_pairs(split)
         rng = np.random.default_rng(self.seed)
         for epoch in tqdm(range(self.epochs), desc=f"{self.kind} epochs", disable=not self.progress):
             c, i, y = pointwise_epoch(customers, items, self.n_items, self.n_negatives, rng)

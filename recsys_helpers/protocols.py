@@ -26,6 +26,46 @@ class BasketRecommender(Protocol):
     def recommend(self, customers: np.ndarray, k: int = 5) -> np.ndarray: ...
 
 
+def top_k(scores: np.ndarray, k: int) -> np.ndarray:
+    """Indices of the ``k`` largest scores of each row, best first (ties: lower index first)."""
+    scores = np.asarray(scores)
+    k = min(k, scores.shape[1])
+    part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+    order = np.argsort(-np.take_along_axis(scores, part, axis=1), axis=1, kind="stable")
+    return np.take_along_axis(part, order, axis=1).astype("int32")
+
+
+class ScoreRecommender:
+    """The basket contract on top of ``scores(customers) -> (n, n_items)``.
+
+    Subclasses implement ``scores`` for an array of distinct customer indices and set
+    ``popularity_`` (training popularity scaled to [0, 1], a tie-breaker). ``recommend`` scores
+    each distinct customer once, ``batch_size`` customers at a time.
+    """
+
+    popularity_: np.ndarray
+    batch_size: int = 512
+
+    def scores(self, customers: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def recommend(self, customers, k: int = 5) -> np.ndarray:
+        customers = np.atleast_1d(np.asarray(customers))
+        distinct, back = np.unique(customers, return_inverse=True)
+        out = np.empty((len(distinct), k), dtype="int32")
+        for start in range(0, len(distinct), self.batch_size):
+            chunk = distinct[start : start + self.batch_size]
+            scores = np.asarray(self.scores(chunk), dtype=np.float64)
+            out[start : start + len(chunk)] = top_k(scores + 1e-6 * self.popularity_, k)
+        return out[back.ravel()]
+
+
+def item_popularity(split: Split) -> np.ndarray:
+    """Training rows per item, scaled to [0, 1] (a tie-breaker for equal scores)."""
+    counts = np.bincount(split.train["item"], minlength=split.n_items).astype(np.float64)
+    return counts / max(counts.max(), 1.0)
+
+
 def popular_items(train: pd.DataFrame, k: int = 5) -> np.ndarray:
     """The ``k`` items bought on most rows of the training period (the chapter's ``top``)."""
     return train["item"].value_counts().head(k).index.to_numpy().astype("int32")

@@ -23,16 +23,18 @@ RECSYS_THREADS
 from __future__ import annotations
 
 import os
-import random
-from dataclasses import dataclass
-from pathlib import Path
 
-import numpy as np
-
+# Before NumPy is imported: OpenBLAS reads this when it loads. implicit warns
+# (check_blas_config) when OpenBLAS runs its own thread pool alongside implicit's.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 # TensorFlow's C++ start-up messages are noise on a rendered page; keep warnings and errors.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-# implicit warns when OpenBLAS runs its own thread pool alongside implicit's: one BLAS thread.
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+import random  # noqa: E402
+from dataclasses import dataclass  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
 
 _TRUE = {"1", "true", "yes", "on"}
 

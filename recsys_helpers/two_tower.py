@@ -13,9 +13,10 @@ import time
 
 import numpy as np
 
-from .beyond import ScoreRecommender, item_popularity, training_rows
+from .beyond import ScoreRecommender, item_popularity
 from .content import item_table, tokenize
 from .data import LabelEncoder, Split
+from .mf import training_pairs
 from .settings import get_settings
 
 
@@ -153,7 +154,7 @@ class TwoTower(ScoreRecommender):
 
         start = time.perf_counter()
         self.n_customers, self.n_items = split.n_customers, split.n_items
-        customers, items = training_rows(split)
+        customers, items = training_pairs(split)
         frequency = np.bincount(items, minlength=self.n_items).astype("float32")
         probability = tf.constant(frequency / frequency.sum())
         correct = keras_rs.layers.SamplingProbabilityCorrection() if self.sampling_correction else None

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from recsys_helpers import baselines, metrics
-from recsys_helpers.protocols import BasketProtocol
+from recsys_helpers.protocols import BasketProtocol, top_k
 
 BASKET = [
     baselines.Popularity,
@@ -15,7 +15,7 @@ BASKET = [
 
 def test_top_k_hand_made():
     scores = np.array([[0.1, 0.9, 0.5, 0.9], [3.0, 2.0, 1.0, 0.0]])
-    assert baselines.top_k(scores, 3).tolist() == [[1, 3, 2], [0, 1, 2]]
+    assert top_k(scores, 3).tolist() == [[1, 3, 2], [0, 1, 2]]
 
 
 def test_max_duplicates():

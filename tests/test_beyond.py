@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from recsys_helpers import beyond, metrics
+from recsys_helpers import beyond, metrics, mf
 from recsys_helpers.protocols import BasketProtocol
 
 
@@ -19,7 +19,7 @@ def known_precision(split, model):
 
 
 def test_unique_pairs_and_rows(split):
-    c, i = beyond.training_rows(split)
+    c, i = mf.training_pairs(split)
     uc, ui = beyond.unique_pairs(split)
     assert len(uc) == len(set(zip(c.tolist(), i.tolist(), strict=True)))
     assert (uc >= 0).all() and np.all(np.diff(uc) >= 0)
