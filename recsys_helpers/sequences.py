@@ -465,7 +465,7 @@ def fit_lstm(
     if progress:
         from tqdm.keras import TqdmCallback
 
-        callbacks.append(TqdmCallback(verbose=1, leave=False))
+        callbacks.append(TqdmCallback(verbose=0, leave=False, mininterval=5))  # one bar, by epoch
     order = np.random.default_rng(seed).permutation(len(X))
     X, Y = np.asarray(X)[order], np.asarray(Y)[order]
     U = None if U is None else np.asarray(U)[order]
