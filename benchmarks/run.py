@@ -37,7 +37,10 @@ ITEM_LSTM_PARAMS = {
     "num_steps": 32, "stride": 16, "batch_size": 64, "learning_rate": 1e-2, "epochs": 6,
     "model": {"embedding_dim": 64, "hidden": 128, "layers": 1, "dropout": 0.2},
 }
-USER_LSTM_PARAMS = ITEM_LSTM_PARAMS  # replaced by the user LSTM chapter's settings below
+USER_LSTM_PARAMS = {
+    "num_steps": 32, "stride": 16, "batch_size": 64, "learning_rate": 1e-2, "epochs": 6, "hide_customers": 0.3,
+    "model": {"embedding_dim": 64, "customer_dim": 32, "hidden": 128, "dropout": 0.2},
+}
 
 
 def stage(func: Callable[[], dict]) -> Callable[[], dict]:
@@ -188,6 +191,9 @@ def _lstm(customers: bool) -> dict:
     )
     X, Y = windows[0], windows[1]
     U = windows[2] if customers else None
+    if customers:  # the chapter hides the customer of a share of the windows
+        hide = np.random.default_rng(settings.get_settings().seed).random(len(U)) < params["hide_customers"]
+        U = np.where(hide, 0, U)
     model = sequences.build_lstm(
         split.n_items + 1, split.n_customers + 1 if customers else 0, seed=settings.get_settings().seed, **params["model"]
     )

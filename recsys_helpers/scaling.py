@@ -70,6 +70,7 @@ def fit_mf(split: Split, strategy=None, epochs: int = 1, factors: int = 64, lear
 
     from .mf import FactorModel, build_mf_model
 
+    tf.get_logger().setLevel("WARNING")  # MirroredStrategy logs every all-reduce at INFO
     strategy = strategy or tf.distribute.get_strategy()
     keras.utils.set_random_seed(seed)
     with strategy.scope():
