@@ -79,3 +79,15 @@ def test_results_chapter_is_current():
     stored = json.loads(read_glue([results])["recorded_metrics_json"])
     current = read_recorded(others).round(12).to_dict()
     assert stored == current, "chapters changed since 99_results was executed: re-run it"
+
+
+def test_benchmark_appendix_matches_results_file():
+    """The appendix shows the numbers of benchmarks/results/latest.json (re-run it after make bench)."""
+    from recsys_helpers.results import read_glue
+
+    appendix = CHAPTERS / "98_benchmarks.ipynb"
+    latest = ROOT / "benchmarks" / "results" / "latest.json"
+    if not appendix.exists():
+        pytest.skip("no benchmark appendix yet")
+    shown = json.loads(read_glue([appendix])["bench_results_json"])
+    assert shown == json.loads(latest.read_text()), "make bench ran since the appendix: re-execute it"
