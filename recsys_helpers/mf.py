@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -72,6 +73,19 @@ class FactorModel:
     def recommend(self, customers, k: int = 5) -> np.ndarray:
         return top_k(self.scores(customers), k)
 
+    def _fit_implicit(self, make_model: Callable, matrix: sp.csr_matrix):
+        """Build and fit an ``implicit`` model (0.7: rows are users) with one BLAS thread.
+
+        Both steps run inside the limit: ``implicit`` checks the BLAS threads when a model is made.
+        """
+        start = time.perf_counter()
+        with _blas_single_thread():
+            model = make_model()
+            model.fit(matrix, show_progress=False)
+        self.fit_seconds_ = time.perf_counter() - start
+        self.user_factors_, self.item_factors_ = model.user_factors, model.item_factors
+        return self
+
 
 # ---------------------------------------------------------------------------------------------
 # implicit's models
@@ -104,20 +118,15 @@ class ALS(FactorModel):
     def fit(self, split: Split) -> ALS:
         from implicit.als import AlternatingLeastSquares
 
-        matrix = user_item_matrix(split, binary=self.binary)
-        start = time.perf_counter()
-        with _blas_single_thread():
-            model = AlternatingLeastSquares(
-                factors=self.factors,
-                regularization=self.regularization,
-                iterations=self.iterations,
-                alpha=self.alpha,
-                random_state=self.seed,
-            )
-            model.fit(matrix, show_progress=False)  # 0.7: rows are users
-        self.fit_seconds_ = time.perf_counter() - start
-        self.user_factors_, self.item_factors_ = model.user_factors, model.item_factors
-        return self
+        make_model = partial(
+            AlternatingLeastSquares,
+            factors=self.factors,
+            regularization=self.regularization,
+            iterations=self.iterations,
+            alpha=self.alpha,
+            random_state=self.seed,
+        )
+        return self._fit_implicit(make_model, user_item_matrix(split, binary=self.binary))
 
 
 class ImplicitBPR(FactorModel):
@@ -137,21 +146,16 @@ class ImplicitBPR(FactorModel):
     def fit(self, split: Split) -> ImplicitBPR:
         from implicit.bpr import BayesianPersonalizedRanking
 
-        matrix = user_item_matrix(split, binary=True)
-        start = time.perf_counter()
-        with _blas_single_thread():
-            model = BayesianPersonalizedRanking(
-                factors=self.factors,
-                learning_rate=self.learning_rate,
-                regularization=self.regularization,
-                iterations=self.iterations,
-                num_threads=1,
-                random_state=self.seed,
-            )
-            model.fit(matrix, show_progress=False)
-        self.fit_seconds_ = time.perf_counter() - start
-        self.user_factors_, self.item_factors_ = model.user_factors, model.item_factors
-        return self
+        make_model = partial(
+            BayesianPersonalizedRanking,
+            factors=self.factors,
+            learning_rate=self.learning_rate,
+            regularization=self.regularization,
+            iterations=self.iterations,
+            num_threads=1,
+            random_state=self.seed,
+        )
+        return self._fit_implicit(make_model, user_item_matrix(split, binary=True))
 
 
 # ---------------------------------------------------------------------------------------------
