@@ -34,11 +34,11 @@ ALS_PARAMS = {"factors": 256, "regularization": 10.0}
 SGD_MF_PARAMS = {"factors": 128, "l2": 3e-8, "negatives": 5, "batch_size": 5000, "random_users": False, "epochs": 3}
 BPR_PARAMS = {"factors": 256, "batch_size": 15_000, "steps_per_epoch": 30, "learning_rate": 0.002, "epochs": 5}
 ITEM_LSTM_PARAMS = {
-    "num_steps": 32, "stride": 16, "batch_size": 64, "learning_rate": 1e-2, "epochs": 6,
+    "num_steps": 32, "stride": 16, "batch_size": 64, "learning_rate": 1e-2, "epochs": 8,
     "model": {"embedding_dim": 64, "hidden": 128, "layers": 1, "dropout": 0.2},
 }
 USER_LSTM_PARAMS = {
-    "num_steps": 32, "stride": 16, "batch_size": 64, "learning_rate": 1e-2, "epochs": 6, "hide_customers": 0.3,
+    "num_steps": 32, "stride": 16, "batch_size": 64, "learning_rate": 1e-2, "epochs": 8, "hide_customers": 0.3,
     "model": {"embedding_dim": 64, "customer_dim": 32, "hidden": 128, "dropout": 0.2},
 }
 
@@ -57,7 +57,19 @@ def repeat(func: Callable[[], object], repeats: int = 5, warmup: int = 1) -> dic
         start = time.perf_counter()
         func()
         times.append(time.perf_counter() - start)
-    return {"median": statistics.median(times), "min": min(times), "max": max(times), "repeats": repeats}
+    return summarize(times)
+
+
+def summarize(times: list[float]) -> dict:
+    """Median, min, max and number of some timings (seconds)."""
+    return {"median": statistics.median(times), "min": min(times), "max": max(times), "repeats": len(times)}
+
+
+def paired(times: dict[str, list[float]], before: str, after: str) -> dict:
+    """``epoch_seconds_<name>`` summaries of alternating timings and the median ratio before/after."""
+    out = {f"epoch_seconds_{name}": summarize(values) for name, values in times.items()}
+    out["speedup"] = statistics.median(times[before]) / statistics.median(times[after])
+    return out
 
 
 def peak_rss_mb() -> float:
@@ -124,8 +136,7 @@ def bench_evaluation() -> dict:
 
 
 def _epochs(history: list[dict]) -> dict:
-    seconds = [row["seconds"] for row in history]
-    return {"median": statistics.median(seconds), "min": min(seconds), "max": max(seconds), "repeats": len(seconds)}
+    return summarize([row["seconds"] for row in history])
 
 
 @stage
@@ -239,6 +250,126 @@ def bench_item_lstm() -> dict:
 def bench_user_lstm() -> dict:
     """User LSTM: seconds per epoch; batched vs step-by-step prediction (same top-k)."""
     return _lstm(customers=True)
+
+
+def op_profile(func: Callable[[], object], top: int = 6) -> list[dict]:
+    """Run ``func`` under TensorFlow's profiler; the ops with the most self time, with shares.
+
+    Reads the trace with TensorFlow's own converter (the ``framework_op_stats`` tool of the
+    profiler plugin, what TensorBoard's profile tab shows). Idle time is left out of the shares.
+    """
+    import glob
+    import tempfile
+
+    import tensorflow as tf
+    from tensorflow.python.profiler.internal import _pywrap_profiler_plugin
+
+    with tempfile.TemporaryDirectory() as logdir:
+        tf.profiler.experimental.start(logdir)
+        func()
+        tf.profiler.experimental.stop()
+        paths = glob.glob(f"{logdir}/**/*.xplane.pb", recursive=True)
+        raw, _ = _pywrap_profiler_plugin.xspace_to_tools_data(paths, "framework_op_stats", {})
+    table = json.loads(raw)[0]
+    names = [col["label"] for col in table["cols"]]
+    rows = [dict(zip(names, [c.get("v") if c else None for c in row["c"]], strict=True)) for row in table["rows"]]
+    rows = [row for row in rows if row["Operation Type"] != "IDLE"]
+    total = sum(row["Total self-time (us)"] for row in rows)
+    rows.sort(key=lambda row: -row["Total self-time (us)"])
+    return [
+        {
+            "type": row["Operation Type"],
+            "op": row["Operation Name"].split("/")[-1],
+            "in": "/".join(row["Operation Name"].split("/")[-4:-1]),
+            "share": row["Total self-time (us)"] / total,
+        }
+        for row in rows[:top]
+    ]
+
+
+@stage
+def bench_lstm_loss() -> dict:
+    """The profiled hot spot of LSTM training: Keras' sparse cross-entropy vs ``next_item_loss``.
+
+    Same model in one process: the op profile of a few batches with each loss, then whole
+    epochs (shuffled windows, as the chapters train) with each loss in turn, and the ratio.
+    """
+    import keras
+    import numpy as np
+
+    from recsys_helpers import data, sequences, settings
+
+    settings.configure_tensorflow()
+    split = data.load_split()
+    params = ITEM_LSTM_PARAMS
+    train = sequences.invoices_of(split, "train")
+    X, Y = sequences.make_windows(train.items, train.indptr, params["num_steps"], params["stride"])
+    weights = (Y > 0).astype(np.float32)
+    losses = {
+        "keras_sparse_cross_entropy": keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        "next_item_loss": sequences.next_item_loss,
+    }
+    batch = params["batch_size"]
+    models = {}
+    for name, loss in losses.items():
+        model = sequences.build_lstm(split.n_items + 1, seed=settings.get_settings().seed, **params["model"])
+        sequences.compile_lstm(model, learning_rate=params["learning_rate"], clipnorm=5.0)
+        model.compile(optimizer=model.optimizer, loss=loss)
+        models[name] = model
+
+    def train_batches(name: str, start: int, count: int) -> None:
+        rows = slice(start * batch, (start + count) * batch)
+        models[name].fit(
+            {"items": X[rows]}, Y[rows], sample_weight=weights[rows], batch_size=batch, shuffle=False, verbose=0
+        )
+
+    out: dict = {"batch_size": batch, "windows": len(X)}
+    for name in losses:
+        train_batches(name, 0, 5)  # trace and warm up
+        out[f"profile_{name}"] = op_profile(lambda name=name: train_batches(name, 5, 30))
+    times: dict[str, list[float]] = {name: [] for name in losses}
+    for _ in range(3):  # whole epochs as the chapters train them, alternating the two losses
+        for name in losses:
+            start = time.perf_counter()
+            sequences.fit_lstm(models[name], X, Y, epochs=1, batch_size=batch, progress=False)
+            times[name].append(time.perf_counter() - start)
+    out |= paired(times, "keras_sparse_cross_entropy", "next_item_loss")
+    out["loss_speedup"] = out.pop("speedup")
+    return out
+
+
+@stage
+def bench_adam_dense() -> dict:
+    """The profiled hot spot of BPR training: Keras' Adam fed ``IndexedSlices`` vs dense once.
+
+    Same BPR settings in one process: the op profile of an epoch with each way of applying the
+    gradients (``mf.apply_gradients`` or Keras' own), then epochs with each in turn.
+    """
+    from recsys_helpers import data, mf, settings
+
+    settings.configure_tensorflow()
+    split = data.load_split()
+    dense = mf.apply_gradients
+
+    def keras_slices(optimizer, gradients, variables):
+        optimizer.apply_gradients(zip(gradients, variables, strict=True))
+
+    ways = {"keras_indexed_slices": keras_slices, "dense_once": dense}
+    models = {}
+    out: dict = {}
+    for name, apply in ways.items():
+        mf.apply_gradients = apply  # read when the training step is traced, in fit
+        models[name] = mf.BPR(**(BPR_PARAMS | {"epochs": 1}), progress=False).fit(split)  # warm-up
+        out[f"profile_{name}"] = op_profile(lambda name=name: models[name].fit(split))
+    times: dict[str, list[float]] = {name: [] for name in ways}
+    for _ in range(3):
+        for name, apply in ways.items():
+            mf.apply_gradients = apply  # each fit builds and traces its step anew
+            times[name].append(models[name].fit(split).history[0]["seconds"])
+    mf.apply_gradients = dense
+    out |= paired(times, "keras_indexed_slices", "dense_once")
+    out["dense_speedup"] = out.pop("speedup")
+    return out
 
 
 @stage

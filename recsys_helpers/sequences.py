@@ -357,6 +357,22 @@ def build_lstm(
     return keras.Model(inputs, logits, name=name)
 
 
+def next_item_loss(y_true, logits):
+    """Softmax cross-entropy of integer targets, ``logsumexp(logits) - logits[target]``.
+
+    The same loss as ``keras.losses.SparseCategoricalCrossentropy(from_logits=True)``, written
+    with a one-hot product. With op determinism on (``configure_tensorflow``), TensorFlow swaps
+    its fused sparse cross-entropy for a deterministic version whose gradient runs an
+    ``UnsortedSegmentSum`` over the whole ``(tokens, n_items)`` logits; profiling the item LSTM
+    showed that one op taking over a third of a training step on a CPU. This version's gradient
+    is a plain ``softmax - one_hot``: deterministic, and no segment sum.
+    """
+    import tensorflow as tf
+
+    target = tf.one_hot(tf.cast(y_true, tf.int32), tf.shape(logits)[-1], dtype=logits.dtype)
+    return tf.reduce_logsumexp(logits, axis=-1) - tf.reduce_sum(logits * target, axis=-1)
+
+
 def compile_lstm(
     model,
     learning_rate: float = 1e-3,
@@ -365,7 +381,8 @@ def compile_lstm(
     decay_steps: int = 0,
     final_fraction: float = 0.1,
 ):
-    """Sparse categorical cross-entropy on logits, with gradient clipping (as the source does).
+    """Softmax cross-entropy on logits (``next_item_loss``), with gradient clipping (as the
+    source does).
 
     With ``decay_steps`` the learning rate follows a cosine from ``learning_rate`` down to
     ``final_fraction`` of it over that many training steps (batches).
@@ -384,7 +401,7 @@ def compile_lstm(
         )
     model.compile(
         optimizer=optimizers[optimizer](learning_rate=rate, clipnorm=clipnorm),
-        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        loss=next_item_loss,
     )
     return model
 
@@ -506,13 +523,17 @@ def length_batches(lengths, max_tokens: int = 32768, max_invoices: int = 512) ->
 _TOP_K_FUNCTIONS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
-def _top_k_function(model, k: int):
-    """A compiled ``inputs -> top-k item codes`` for ``model`` (traced once per model and k)."""
+def _top_k_function(model, k: int, bias: bool = False):
+    """A compiled ``inputs -> top-k item codes`` for ``model`` (traced once per model, k, bias).
+
+    With ``bias`` the function takes a second argument, ``(batch, n_items)`` scores added to the
+    logits at every step of a sequence (see ``predict_next_items``).
+    """
     import tensorflow as tf
 
     cached = _TOP_K_FUNCTIONS.setdefault(model, {})
-    if k in cached:
-        return cached[k]
+    if (k, bias) in cached:
+        return cached[k, bias]
     n_items = model.output.shape[-1]
     never = tf.one_hot(START, n_items, on_value=-np.inf, off_value=0.0)  # never recommend "start"
     spec = tf.TensorSpec((None, None), tf.int32)
@@ -523,17 +544,31 @@ def _top_k_function(model, k: int):
         signature["history_items"] = spec
         signature["history_weights"] = tf.TensorSpec((None, None), tf.float32)
 
-    @tf.function(input_signature=[signature])
-    def top_k(inputs):
-        logits = model(inputs, training=False)
-        return tf.math.top_k(logits + never, k=k).indices
+    if bias:
 
-    cached[k] = top_k
+        @tf.function(input_signature=[signature, tf.TensorSpec((None, n_items), tf.float32)])
+        def top_k(inputs, added):
+            logits = model(inputs, training=False) + added[:, None, :]
+            return tf.math.top_k(logits + never, k=k).indices
+
+    else:
+
+        @tf.function(input_signature=[signature])
+        def top_k(inputs):
+            logits = model(inputs, training=False)
+            return tf.math.top_k(logits + never, k=k).indices
+
+    cached[k, bias] = top_k
     return top_k
 
 
 def predict_next_items(
-    model, invoices: Invoices, k: int = 5, max_tokens: int = 32768, progress: bool = False
+    model,
+    invoices: Invoices,
+    k: int = 5,
+    max_tokens: int = 32768,
+    progress: bool = False,
+    bias: np.ndarray | None = None,
 ):
     """Top-k next items at every step of every invoice, in batches: ``(invoices.n_steps, k)``.
 
@@ -541,10 +576,13 @@ def predict_next_items(
     output at step ``t`` sees exactly the items bought before step ``t``, which is what the
     one-step-at-a-time loop computes. Invoices are sorted by length and padded on the right to
     the longest in their batch, so little work is spent on padding.
+
+    ``bias`` (``(customer codes, n_items)``, optional) is added to the logits of every step of an
+    invoice, by the invoice's customer code (see ``history_boost``).
     """
     from tqdm.auto import tqdm
 
-    top_k = _top_k_function(model, k)
+    top_k = _top_k_function(model, k, bias=bias is not None)
     previous = invoices.previous()
     lengths = invoices.lengths
     out = np.zeros((invoices.n_steps, k), dtype=np.int32)
@@ -555,8 +593,28 @@ def predict_next_items(
         starts = invoices.indptr[batch]
         rows = (starts[:, None] + np.arange(width)[None, :])[position]
         X[position] = previous[rows]
-        out[rows] = np.asarray(top_k(_invoice_inputs(model, X, invoices, batch)))[position]
+        inputs = _invoice_inputs(model, X, invoices, batch)
+        if bias is None:
+            top = top_k(inputs)
+        else:
+            top = top_k(inputs, np.asarray(bias[invoices.customers[batch]], dtype=np.float32))
+        out[rows] = np.asarray(top)[position]
     return out
+
+
+def history_boost(split: Split, weight: float = 1.0) -> np.ndarray:
+    """``weight * log(1 + n)`` per customer code and item code: ``n`` counts how often the
+    customer bought the item in the training period (row 0, unknown customers, is all zeros).
+
+    Passed as ``bias`` to ``predict_next_items`` (or ``KerasNextItem(boost=...)``), it raises the
+    items a known customer bought before, by a weight tuned on validation.
+    """
+    from .mf import user_item_matrix
+
+    counts = user_item_matrix(split, binary=False).tocsr()
+    boost = np.zeros((counts.shape[0] + 1, counts.shape[1] + 1), dtype=np.float32)
+    boost[1:, 1:] = weight * np.log1p(counts.toarray())
+    return boost
 
 
 def predict_from_previous_only(model, invoices: Invoices, k: int = 5, batch_size: int = 4096):
@@ -682,23 +740,29 @@ class KerasNextItem:
     """A trained Keras sequence model behind the next-item contract ``next_items(invoices, k)``.
 
     ``drop_bought`` removes items already bought in the invoice from the recommendations (as the
-    popularity baseline does), choosing from the model's best ``candidates`` items.
+    popularity baseline does), choosing from the model's best ``candidates`` items. ``boost``
+    (``(customer codes, n_items)``, e.g. ``history_boost``) is added to the model's logits.
     """
 
     def __init__(
-        self, model, max_tokens: int = 32768, drop_bought: bool = False, candidates: int = 20
+        self,
+        model,
+        max_tokens: int = 32768,
+        drop_bought: bool = False,
+        candidates: int = 20,
+        boost: np.ndarray | None = None,
     ):
         self.model = model
         self.max_tokens = max_tokens
         self.drop_bought = drop_bought
         self.candidates = candidates
+        self.boost = boost
 
     def next_items(self, invoices: Invoices, k: int = 5) -> np.ndarray:
         """Top-k items at every step; with ``drop_bought``, items not yet in the invoice."""
-        if not self.drop_bought:
-            return predict_next_items(self.model, invoices, k, self.max_tokens)
-        wide = predict_next_items(self.model, invoices, max(self.candidates, k), self.max_tokens)
-        return drop_bought(wide, invoices, k)
+        width = max(self.candidates, k) if self.drop_bought else k
+        top = predict_next_items(self.model, invoices, width, self.max_tokens, bias=self.boost)
+        return drop_bought(top, invoices, k) if self.drop_bought else top
 
 
 # ---------------------------------------------------------------------------------------------

@@ -41,3 +41,13 @@ def test_record_timing(tmp_path, monkeypatch):
     monkeypatch.setenv("RECSYS_SUBSET", "1")
     execute.record_timing("03_x", 1.0, path)  # subset runs do not count
     assert "03_x" not in json.loads(path.read_text())
+
+
+def test_cell_times_reads_the_executor_timestamps(tmp_path):
+    source = tmp_path / "tiny.md"
+    source.write_text(TINY.replace("x = 2", "import time\ntime.sleep(0.3)\nx = 2"))
+    times = execute.cell_times([execute.execute(source)])
+    assert times["chapter"].tolist() == ["tiny", "tiny"]
+    assert times["cell"].tolist() == [1, 2]
+    assert times["code"].tolist() == ["import time", "x * 21"]
+    assert 0.3 <= times["seconds"][0] < 5 and times["seconds"][1] < 0.3

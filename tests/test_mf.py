@@ -110,3 +110,26 @@ def test_bpr_batches_are_bootstrap_samples_of_positives():
     assert len(batches) == 3
     u, pos, neg = batches[0]
     assert np.array_equal(pos, u + 5) and neg.min() >= 0 and neg.max() < 20
+
+
+def test_apply_gradients_is_textbook_adam_for_repeated_rows():
+    """Rows looked up twice in a batch: Adam must square the summed gradient (Keras, fed the
+    ``IndexedSlices`` directly, squares each copy and then sums)."""
+    keras = pytest.importorskip("keras")
+    import tensorflow as tf
+
+    def two_steps(apply):
+        variable = keras.Variable(np.ones((3, 2), np.float32))
+        optimizer = keras.optimizers.Adam(learning_rate=0.1)
+        grad = tf.IndexedSlices(
+            tf.constant([[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]]), tf.constant([0, 0, 1]), tf.constant([3, 2])
+        )
+        for _ in range(2):
+            apply(optimizer, grad, variable)
+        return variable.numpy()
+
+    ours = two_steps(lambda opt, g, v: mf.apply_gradients(opt, [g], [v]))
+    dense = two_steps(lambda opt, g, v: opt.apply_gradients([(tf.convert_to_tensor(g), v)]))
+    np.testing.assert_allclose(ours, dense)
+    # a gradient of constant sign moves Adam by the learning rate per step: 1 - 2 * 0.1
+    np.testing.assert_allclose(ours, [[0.8, 0.8], [0.8, 0.8], [1.0, 1.0]], rtol=1e-5)

@@ -254,3 +254,53 @@ def test_history_bias_adds_scaled_weights(split, small_models):
     np.testing.assert_allclose(difference[0, :, 7], 2.0 * scale[7], rtol=1e-5)
     difference[0, :, 7] = 0
     np.testing.assert_allclose(difference, 0, atol=1e-5)
+
+
+def test_history_boost_counts_training_purchases(split):
+    boost = sequences.history_boost(split, weight=2.0)
+    assert boost.shape == (split.n_customers + 1, split.n_items + 1)
+    assert not boost[0].any() and not boost[:, 0].any()  # unknown customers, the start code
+    train = split.train[split.train["customer"] >= 0]
+    pairs = train.groupby(["customer", "item"]).size()
+    (customer, item), n = next(iter(pairs.items()))
+    assert boost[customer + 1, item + 1] == pytest.approx(2.0 * np.log1p(n))
+    assert np.count_nonzero(boost) == len(pairs)
+
+
+def test_boost_is_added_to_the_logits_of_the_invoice_customer(split, small_models):
+    _, user, _, _ = small_models
+    invoices = sequences.invoices_of(split, "validation").take(np.arange(6))
+    plain = sequences.KerasNextItem(user).next_items(invoices)
+    zero = np.zeros((split.n_customers + 1, split.n_items + 1), np.float32)
+    assert np.array_equal(sequences.KerasNextItem(user, boost=zero).next_items(invoices), plain)
+    # a huge boost of three items for one customer: its steps get exactly those three first
+    customer = int(invoices.customers[0])
+    boost = zero.copy()
+    boost[customer, [11, 12, 13]] = [3e3, 2e3, 1e3]
+    recs = sequences.KerasNextItem(user, boost=boost).next_items(invoices)
+    mine = invoices.step_customers() == customer
+    assert (recs[mine, :3] == [11, 12, 13]).all()
+    assert np.array_equal(recs[~mine], plain[~mine])
+    # the same through the step-by-step reference: logits plus the customer's row
+    logits = np.asarray(user(sequences.model_inputs(invoices.previous()[:1, None], [customer])))
+    assert np.argsort(-(logits[0, 0] + boost[customer]))[:3].tolist() == [11, 12, 13]
+
+
+def test_next_item_loss_equals_keras_sparse_cross_entropy():
+    keras = pytest.importorskip("keras")
+    import tensorflow as tf
+
+    rng = np.random.default_rng(0)
+    logits = tf.constant(rng.normal(size=(3, 4, 9)) * 3, dtype=tf.float32)
+    targets = rng.integers(0, 9, size=(3, 4))
+    reference = keras.losses.SparseCategoricalCrossentropy(from_logits=True, reduction=None)
+    np.testing.assert_allclose(
+        sequences.next_item_loss(targets, logits), reference(targets, logits), rtol=1e-5
+    )
+    grads = []
+    for loss in (sequences.next_item_loss, reference):
+        with tf.GradientTape() as tape:
+            tape.watch(logits)
+            value = tf.reduce_sum(loss(targets, logits))
+        grads.append(tape.gradient(value, logits).numpy())
+    np.testing.assert_allclose(grads[0], grads[1], atol=1e-6)
