@@ -523,17 +523,18 @@ def length_batches(lengths, max_tokens: int = 32768, max_invoices: int = 512) ->
 _TOP_K_FUNCTIONS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
-def _top_k_function(model, k: int, bias: bool = False):
-    """A compiled ``inputs -> top-k item codes`` for ``model`` (traced once per model, k, bias).
+def _top_k_function(model, k: int):
+    """A compiled ``(inputs, added=None) -> top-k item codes`` for ``model`` (traced once per
+    model and k).
 
-    With ``bias`` the function takes a second argument, ``(batch, n_items)`` scores added to the
-    logits at every step of a sequence (see ``predict_next_items``).
+    ``added`` (optional, ``(batch, n_items)``) is added to the logits at every step of a sequence
+    (see ``predict_next_items``).
     """
     import tensorflow as tf
 
     cached = _TOP_K_FUNCTIONS.setdefault(model, {})
-    if (k, bias) in cached:
-        return cached[k, bias]
+    if k in cached:
+        return cached[k]
     n_items = model.output.shape[-1]
     never = tf.one_hot(START, n_items, on_value=-np.inf, off_value=0.0)  # never recommend "start"
     spec = tf.TensorSpec((None, None), tf.int32)
@@ -544,21 +545,17 @@ def _top_k_function(model, k: int, bias: bool = False):
         signature["history_items"] = spec
         signature["history_weights"] = tf.TensorSpec((None, None), tf.float32)
 
-    if bias:
+    nothing = np.zeros((1, n_items), dtype=np.float32)
 
-        @tf.function(input_signature=[signature, tf.TensorSpec((None, n_items), tf.float32)])
-        def top_k(inputs, added):
-            logits = model(inputs, training=False) + added[:, None, :]
-            return tf.math.top_k(logits + never, k=k).indices
+    @tf.function(input_signature=[signature, tf.TensorSpec((None, n_items), tf.float32)])
+    def compiled(inputs, added):
+        logits = model(inputs, training=False) + added[:, None, :]
+        return tf.math.top_k(logits + never, k=k).indices
 
-    else:
+    def top_k(inputs, added=None):
+        return compiled(inputs, nothing if added is None else np.asarray(added, dtype=np.float32))
 
-        @tf.function(input_signature=[signature])
-        def top_k(inputs):
-            logits = model(inputs, training=False)
-            return tf.math.top_k(logits + never, k=k).indices
-
-    cached[k, bias] = top_k
+    cached[k] = top_k
     return top_k
 
 
@@ -582,7 +579,7 @@ def predict_next_items(
     """
     from tqdm.auto import tqdm
 
-    top_k = _top_k_function(model, k, bias=bias is not None)
+    top_k = _top_k_function(model, k)
     previous = invoices.previous()
     lengths = invoices.lengths
     out = np.zeros((invoices.n_steps, k), dtype=np.int32)
@@ -593,12 +590,8 @@ def predict_next_items(
         starts = invoices.indptr[batch]
         rows = (starts[:, None] + np.arange(width)[None, :])[position]
         X[position] = previous[rows]
-        inputs = _invoice_inputs(model, X, invoices, batch)
-        if bias is None:
-            top = top_k(inputs)
-        else:
-            top = top_k(inputs, np.asarray(bias[invoices.customers[batch]], dtype=np.float32))
-        out[rows] = np.asarray(top)[position]
+        added = None if bias is None else bias[invoices.customers[batch]]
+        out[rows] = np.asarray(top_k(_invoice_inputs(model, X, invoices, batch), added))[position]
     return out
 
 
