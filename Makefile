@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 CHAPTERS := $(sort $(wildcard chapters/*.ipynb))
 
-.PHONY: help venv book test unit nbval full data lint bench clean
+.PHONY: help venv book test unit nbval expected full data lint bench clean
 
 help:
 	@echo "make book   build the HTML book into _build/html from the committed outputs (offline)"
@@ -33,13 +33,22 @@ book: $(STAMP)
 unit: $(STAMP)
 	$(BIN)/python -m pytest tests
 
+# Every chapter in subset mode (nbval); each glued number also goes to $(RECORD), and
+# tests/check_subset_metrics.py compares the recorded metrics with tests/expected/.
+RECORD := .data/subset_metrics.jsonl
 nbval: $(STAMP)
-	RECSYS_SUBSET=1 $(BIN)/python -m pytest --nbval-lax --nbval-cell-timeout=900 -p no:cacheprovider $(CHAPTERS)
+	mkdir -p .data && rm -f $(RECORD)
+	RECSYS_SUBSET=1 RECSYS_RECORD_FILE=$(abspath $(RECORD)) $(BIN)/python -m pytest --nbval-lax --nbval-cell-timeout=900 -p no:cacheprovider $(CHAPTERS)
+	RECSYS_RECORD_FILE=$(abspath $(RECORD)) $(BIN)/python -m pytest -p no:cacheprovider tests/check_subset_metrics.py
 
 # pytest's exit status 5 ("collected no test") is not a failure here.
 test: $(STAMP)
 	$(BIN)/python -m pytest tests || [ $$? -eq 5 ]
-	RECSYS_SUBSET=1 $(BIN)/python -m pytest --nbval-lax --nbval-cell-timeout=900 -p no:cacheprovider $(CHAPTERS) || [ $$? -eq 5 ]
+	$(MAKE) --no-print-directory nbval
+
+# After a deliberate change of a model: new expected subset-mode metrics from the last `make nbval`.
+expected: $(STAMP)
+	$(BIN)/python tests/check_subset_metrics.py $(RECORD)
 
 # Re-execute chapters on the full data: all of them, or `make full ONLY="chapters/02_als.md"`.
 full: $(STAMP)

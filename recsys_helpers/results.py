@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ast
 import json
+import os
 import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -36,6 +37,8 @@ def glue_value(name: str, value, display: bool = False) -> None:
     if hasattr(value, "item"):
         value = value.item()
     glue(name, value, display=display)
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        _log_glued(name, value)
 
 
 def record(model: str, split: str, values: Mapping[str, float], display: bool = False) -> pd.Series:
@@ -47,6 +50,18 @@ def record(model: str, split: str, values: Mapping[str, float], display: bool = 
         glue_value(name, value, display=display)
         out[name] = value
     return pd.Series(out, name=model, dtype="float64")
+
+
+def _log_glued(name: str, value: float) -> None:
+    """Append a glued number to ``$RECSYS_RECORD_FILE`` (JSON lines), when it is set.
+
+    ``make test`` sets it while the chapters run in subset mode, so that a test can compare
+    every chapter's recorded numbers with the expected values committed beside the tests.
+    """
+    path = os.environ.get("RECSYS_RECORD_FILE", "").strip()
+    if path:
+        with open(path, "a", encoding="utf-8") as out:
+            out.write(json.dumps({"name": name, "value": value}) + "\n")
 
 
 def read_glue(notebooks: Iterable[str | Path]) -> dict[str, object]:
