@@ -15,6 +15,7 @@ help:
 	@echo "make full   re-execute every chapter on the full data and save the outputs"
 	@echo "make data   download the data sets into the cache"
 	@echo "make lint   ruff over the package, tests and chapter sources"
+	@echo "make nbval  every chapter in subset mode, recorded metrics checked against tests/expected"
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -52,10 +53,10 @@ expected: $(STAMP)
 
 # Re-execute chapters on the full data: all of them, or `make full ONLY="chapters/02_als.md"`.
 full: $(STAMP)
-	env -u RECSYS_SUBSET $(BIN)/python -m recsys_helpers.execute $(ONLY)
+	env -u RECSYS_SUBSET $(BIN)/python -m recsys_helpers.book.execute $(ONLY)
 
 data: $(STAMP)
-	$(BIN)/python -m recsys_helpers.data
+	$(BIN)/python -m recsys_helpers.datasets
 
 lint: $(STAMP)
 	$(BIN)/ruff check recsys_helpers tests benchmarks

@@ -29,18 +29,9 @@ HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
 STAGES: dict[str, Callable[[], dict]] = {}
 
-# The settings the chapters chose on validation (epochs: enough to time an epoch).
-ALS_PARAMS = {"factors": 256, "regularization": 10.0}
-SGD_MF_PARAMS = {"factors": 128, "l2": 3e-8, "negatives": 5, "batch_size": 5000, "random_users": False, "epochs": 3}
-BPR_PARAMS = {"factors": 256, "batch_size": 15_000, "steps_per_epoch": 30, "learning_rate": 0.002, "epochs": 5}
-ITEM_LSTM_PARAMS = {
-    "num_steps": 32, "stride": 16, "batch_size": 64, "learning_rate": 1e-2, "epochs": 8,
-    "model": {"embedding_dim": 64, "hidden": 128, "layers": 1, "dropout": 0.2},
-}
-USER_LSTM_PARAMS = {
-    "num_steps": 32, "stride": 16, "batch_size": 64, "learning_rate": 1e-2, "epochs": 8, "hide_customers": 0.3,
-    "model": {"embedding_dim": 64, "customer_dim": 32, "hidden": 128, "dropout": 0.2},
-}
+# The settings the chapters chose on validation come from the models' modules (defined once
+# there); the benchmarks train only enough epochs to time one.
+BENCH_EPOCHS = {"sgd_mf": 3, "bpr": 5, "lstm": 1}
 
 
 def stage(func: Callable[[], dict]) -> Callable[[], dict]:
@@ -86,7 +77,7 @@ def bench_data() -> dict:
     """Reading the workbook with openpyxl vs loading the parquet cache."""
     import pandas as pd
 
-    from recsys_helpers import data
+    from recsys_helpers.datasets import retail as data
     from recsys_helpers.settings import get_settings
 
     settings = get_settings()
@@ -114,8 +105,9 @@ def bench_evaluation() -> dict:
     """The chapter's precision: pandas groupby vs indptr + numba (same number)."""
     import numpy as np
 
-    from recsys_helpers import data, metrics
-    from recsys_helpers.protocols import BasketProtocol
+    from recsys_helpers.datasets import retail as data
+    from recsys_helpers.evaluation import metrics
+    from recsys_helpers.evaluation.basket import BasketProtocol
 
     split = data.load_split()
     protocol = BasketProtocol.from_split(split, "validation")
@@ -142,29 +134,30 @@ def _epochs(history: list[dict]) -> dict:
 @stage
 def bench_als() -> dict:
     """ALS fit (implicit, one BLAS thread) and scoring every validation customer."""
-    from recsys_helpers import data, mf
-    from recsys_helpers.protocols import BasketProtocol
+    from recsys_helpers.datasets import retail as data
+    from recsys_helpers.evaluation.basket import BasketProtocol
+    from recsys_helpers.models import mf
 
     split = data.load_split()
     protocol = BasketProtocol.from_split(split, "validation")
     models = []
-    fit = repeat(lambda: models.append(mf.ALS(**ALS_PARAMS).fit(split)), repeats=3)
+    fit = repeat(lambda: models.append(mf.ALS(**mf.ALS_CHOSEN).fit(split)), repeats=3)
     predict = repeat(lambda: protocol.recommendations(models[-1]), repeats=5)
     return {"fit_seconds": fit, "predict_seconds": predict, "precision": protocol.evaluate(models[-1])["precision"]}
 
 
 def _keras_mf(model) -> dict:
-    from recsys_helpers import data
-    from recsys_helpers.protocols import BasketProtocol
+    from recsys_helpers.datasets import retail as data
+    from recsys_helpers.evaluation.basket import BasketProtocol
 
     split = data.load_split()
     protocol = BasketProtocol.from_split(split, "validation")
     model.fit(split)
     predict = repeat(lambda: protocol.recommendations(model), repeats=5)
     return {
-        "epoch_seconds": _epochs(model.history),
-        "epochs": len(model.history),
-        "fit_seconds_total": sum(row["seconds"] for row in model.history),
+        "epoch_seconds": summarize(model.history_["seconds"].tolist()),
+        "epochs": len(model.history_),
+        "fit_seconds_total": float(model.history_["seconds"].sum()),
         "predict_seconds": predict,
     }
 
@@ -172,62 +165,50 @@ def _keras_mf(model) -> dict:
 @stage
 def bench_sgd_mf() -> dict:
     """SGD MF in TensorFlow: seconds per epoch (K negatives per positive)."""
-    from recsys_helpers import mf, settings
+    from recsys_helpers import settings
+    from recsys_helpers.models import mf
 
     settings.configure_tensorflow()
-    return _keras_mf(mf.SGDMF(**SGD_MF_PARAMS, progress=False))
+    return _keras_mf(mf.SGDMF(**mf.SGD_MF_CHOSEN | {"epochs": BENCH_EPOCHS["sgd_mf"]}, progress=False))
 
 
 @stage
 def bench_bpr() -> dict:
     """BPR in TensorFlow: seconds per epoch of bootstrap-sampled triples."""
-    from recsys_helpers import mf, settings
+    from recsys_helpers import settings
+    from recsys_helpers.models import mf
 
     settings.configure_tensorflow()
-    return _keras_mf(mf.BPR(**BPR_PARAMS, progress=False))
+    return _keras_mf(mf.BPR(**mf.BPR_CHOSEN | {"epochs": BENCH_EPOCHS["bpr"]}, progress=False))
 
 
 def _lstm(customers: bool) -> dict:
     import numpy as np
 
-    from recsys_helpers import data, sequences, settings
+    from recsys_helpers import settings
+    from recsys_helpers.datasets import retail as data
+    from recsys_helpers.interactions import invoices_of
+    from recsys_helpers.models import lstm
 
     settings.configure_tensorflow()
     split = data.load_split()
-    params = USER_LSTM_PARAMS if customers else ITEM_LSTM_PARAMS
-    train = sequences.invoices_of(split, "train")
-    windows = sequences.make_windows(
-        train.items, train.indptr, params["num_steps"], params.get("stride", 1),
-        customers=train.customers if customers else None,
-    )
-    X, Y = windows[0], windows[1]
-    U = windows[2] if customers else None
-    if customers:  # the chapter hides the customer of a share of the windows
-        hide = np.random.default_rng(settings.get_settings().seed).random(len(U)) < params["hide_customers"]
-        U = np.where(hide, 0, U)
-    model = sequences.build_lstm(
-        split.n_items + 1, split.n_customers + 1 if customers else 0, seed=settings.get_settings().seed, **params["model"]
-    )
-    steps = params["epochs"] * -(-len(X) // params["batch_size"])  # the chapter's learning-rate schedule
-    sequences.compile_lstm(model, learning_rate=params["learning_rate"], clipnorm=5.0, decay_steps=steps)
-    epochs = []
-    for _ in range(1):  # one epoch is enough to time one
-        start = time.perf_counter()
-        sequences.fit_lstm(model, X, Y, U, epochs=1, batch_size=params["batch_size"], progress=False)
-        epochs.append({"seconds": time.perf_counter() - start})
-    val = sequences.invoices_of(split, "validation")
-    batched = repeat(lambda: sequences.predict_next_items(model, val), repeats=3)
+    # the chapter's configuration (lstm.ITEM_LSTM / USER_LSTM); one epoch is enough to time one
+    recommender = (lstm.UserLSTM if customers else lstm.ItemLSTM)(progress=False)
+    recommender.fit(split, epochs=BENCH_EPOCHS["lstm"])
+    model = recommender.model
+    val = invoices_of(split, "validation")
+    batched = repeat(lambda: lstm.predict_next_items(model, val), repeats=3)
     sample = val.take(np.arange(0, len(val), max(1, len(val) // 100)))  # every ~100th invoice
-    stepwise = repeat(lambda: sequences.predict_stepwise(model, sample), repeats=1)
+    stepwise = repeat(lambda: lstm.predict_stepwise(model, sample), repeats=1)
     same = np.array_equal(
-        np.sort(sequences.predict_stepwise(model, sample), axis=1),
-        np.sort(sequences.predict_next_items(model, sample), axis=1),
+        np.sort(lstm.predict_stepwise(model, sample), axis=1),
+        np.sort(lstm.predict_next_items(model, sample), axis=1),
     )
     per_step_stepwise = stepwise["median"] / sample.n_steps
     per_step_batched = batched["median"] / val.n_steps
     return {
-        "windows": len(X),
-        "epoch_seconds": _epochs(epochs),
+        "windows": len(recommender.windows_[0]),
+        "epoch_seconds": summarize(recommender.history_["seconds"].tolist()),
         "validation_steps": val.n_steps,
         "batched_predict_seconds": batched,
         "stepwise_sample_steps": sample.n_steps,
@@ -291,48 +272,48 @@ def op_profile(func: Callable[[], object], top: int = 6) -> list[dict]:
 def bench_lstm_loss() -> dict:
     """The profiled hot spot of LSTM training: Keras' sparse cross-entropy vs ``next_item_loss``.
 
-    Same model in one process: the op profile of a few batches with each loss, then whole
-    epochs (shuffled windows, as the chapters train) with each loss in turn, and the ratio.
+    The chapter's item LSTM with each loss of one position (``position_loss``) in one process:
+    the op profile of a few batches with each, then whole epochs (shuffled windows, as the
+    chapters train) with each loss in turn, and the ratio.
     """
-    import keras
-    import numpy as np
+    import itertools
 
-    from recsys_helpers import data, sequences, settings
+    import keras
+
+    from recsys_helpers import settings
+    from recsys_helpers.datasets import retail as data
+    from recsys_helpers.models import lstm
+
+    class FewBatches(lstm.ItemLSTM):
+        """The item LSTM with its epochs cut to ``count`` batches, for the op profile."""
+
+        count = 30
+
+        def batches(self, rng):
+            return itertools.islice(super().batches(rng), self.count)
 
     settings.configure_tensorflow()
     split = data.load_split()
-    params = ITEM_LSTM_PARAMS
-    train = sequences.invoices_of(split, "train")
-    X, Y = sequences.make_windows(train.items, train.indptr, params["num_steps"], params["stride"])
-    weights = (Y > 0).astype(np.float32)
     losses = {
-        "keras_sparse_cross_entropy": keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-        "next_item_loss": sequences.next_item_loss,
+        "keras_sparse_cross_entropy": keras.losses.SparseCategoricalCrossentropy(from_logits=True, reduction=None),
+        "next_item_loss": lstm.next_item_loss,
     }
-    batch = params["batch_size"]
-    models = {}
-    for name, loss in losses.items():
-        model = sequences.build_lstm(split.n_items + 1, seed=settings.get_settings().seed, **params["model"])
-        sequences.compile_lstm(model, learning_rate=params["learning_rate"], clipnorm=5.0)
-        model.compile(optimizer=model.optimizer, loss=loss)
-        models[name] = model
 
-    def train_batches(name: str, start: int, count: int) -> None:
-        rows = slice(start * batch, (start + count) * batch)
-        models[name].fit(
-            {"items": X[rows]}, Y[rows], sample_weight=weights[rows], batch_size=batch, shuffle=False, verbose=0
-        )
+    def make(name: str, kind=lstm.ItemLSTM):
+        model = kind(progress=False)
+        model.position_loss = losses[name]  # the loss of every position, masked and averaged as usual
+        return model
 
-    out: dict = {"batch_size": batch, "windows": len(X)}
+    out: dict = {}
     for name in losses:
-        train_batches(name, 0, 5)  # trace and warm up
-        out[f"profile_{name}"] = op_profile(lambda name=name: train_batches(name, 5, 30))
+        make(name, FewBatches).fit(split, epochs=1)  # warm up (data, first trace)
+        out[f"profile_{name}"] = op_profile(lambda name=name: make(name, FewBatches).fit(split, epochs=1))
     times: dict[str, list[float]] = {name: [] for name in losses}
+    models = {name: make(name) for name in losses}
     for _ in range(3):  # whole epochs as the chapters train them, alternating the two losses
-        for name in losses:
-            start = time.perf_counter()
-            sequences.fit_lstm(models[name], X, Y, epochs=1, batch_size=batch, progress=False)
-            times[name].append(time.perf_counter() - start)
+        for name, model in models.items():
+            times[name].append(float(model.fit(split, epochs=1).history_["seconds"].iloc[0]))
+    out |= {"batch_size": models["next_item_loss"].batch_size, "windows": len(models["next_item_loss"].windows_[0])}
     out |= paired(times, "keras_sparse_cross_entropy", "next_item_loss")
     out["loss_speedup"] = out.pop("speedup")
     return out
@@ -343,13 +324,16 @@ def bench_adam_dense() -> dict:
     """The profiled hot spot of BPR training: Keras' Adam fed ``IndexedSlices`` vs dense once.
 
     Same BPR settings in one process: the op profile of an epoch with each way of applying the
-    gradients (``mf.apply_gradients`` or Keras' own), then epochs with each in turn.
+    gradients (``base.apply_gradients`` or Keras' own), then epochs with each in turn.
     """
-    from recsys_helpers import data, mf, settings
+    from recsys_helpers import settings
+    from recsys_helpers.datasets import retail as data
+    from recsys_helpers.models import base, mf
 
     settings.configure_tensorflow()
     split = data.load_split()
-    dense = mf.apply_gradients
+    dense = base.apply_gradients
+    params = mf.BPR_CHOSEN | {"epochs": 1}
 
     def keras_slices(optimizer, gradients, variables):
         optimizer.apply_gradients(zip(gradients, variables, strict=True))
@@ -358,15 +342,15 @@ def bench_adam_dense() -> dict:
     models = {}
     out: dict = {}
     for name, apply in ways.items():
-        mf.apply_gradients = apply  # read when the training step is traced, in fit
-        models[name] = mf.BPR(**(BPR_PARAMS | {"epochs": 1}), progress=False).fit(split)  # warm-up
+        base.apply_gradients = apply  # read when the training step is traced, in fit
+        models[name] = mf.BPR(**params, progress=False).fit(split)  # warm-up
         out[f"profile_{name}"] = op_profile(lambda name=name: models[name].fit(split))
     times: dict[str, list[float]] = {name: [] for name in ways}
     for _ in range(3):
         for name, apply in ways.items():
-            mf.apply_gradients = apply  # each fit builds and traces its step anew
-            times[name].append(models[name].fit(split).history[0]["seconds"])
-    mf.apply_gradients = dense
+            base.apply_gradients = apply  # each fit builds and traces its step anew
+            times[name].append(float(models[name].fit(split).history_["seconds"].iloc[0]))
+    base.apply_gradients = dense
     out |= paired(times, "keras_indexed_slices", "dense_once")
     out["dense_speedup"] = out.pop("speedup")
     return out
@@ -375,8 +359,11 @@ def bench_adam_dense() -> dict:
 @stage
 def bench_scaling() -> dict:
     """Fit and predict time against data size: 25/50/100% of customers and a synthetic 4x."""
-    from recsys_helpers import data, mf, settings, synthetic
-    from recsys_helpers.protocols import BasketProtocol
+    from recsys_helpers import settings
+    from recsys_helpers.datasets import retail as data
+    from recsys_helpers.datasets import synthetic
+    from recsys_helpers.evaluation.basket import BasketProtocol
+    from recsys_helpers.models import mf
 
     settings.configure_tensorflow()
     base = get_settings_replace(subset=False)
@@ -394,16 +381,16 @@ def bench_scaling() -> dict:
     out = {}
     for name, split in sizes.items():
         protocol = BasketProtocol.from_split(split, "validation")
-        als = mf.ALS(**ALS_PARAMS)
+        als = mf.ALS(**mf.ALS_CHOSEN)
         fit = repeat(lambda als=als, split=split: als.fit(split), repeats=1, warmup=0)
         predict = repeat(lambda p=protocol, m=als: p.recommendations(m), repeats=3)
-        sgd = mf.SGDMF(**(SGD_MF_PARAMS | {"epochs": 1}), progress=False).fit(split)
+        sgd = mf.SGDMF(**mf.SGD_MF_CHOSEN | {"epochs": 1}, progress=False).fit(split)
         out[name] = {
             "customers": split.n_customers,
             "train_rows": len(split.train),
             "als_fit_seconds": fit["median"],
             "als_predict_seconds": predict["median"],
-            "sgd_mf_epoch_seconds": sgd.history[0]["seconds"],
+            "sgd_mf_epoch_seconds": float(sgd.history_["seconds"].iloc[0]),
         }
     return {"sizes": out}
 

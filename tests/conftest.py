@@ -1,6 +1,7 @@
 import pytest
 
-from recsys_helpers import data, synthetic
+from recsys_helpers.datasets import movielens, synthetic
+from recsys_helpers.datasets import retail as data
 
 
 @pytest.fixture(scope="session")
@@ -17,3 +18,14 @@ def split(raw):
 @pytest.fixture(scope="session")
 def checkerboard_split():
     return data.time_split(data.clean_retail(synthetic.make_checkerboard(seed=3)))
+
+
+@pytest.fixture(scope="session")
+def rating_split():
+    """Synthetic ratings with planted biases, factors and genre tastes, split at random."""
+    return synthetic.make_rating_split(n_users=120, n_movies=50, per_user=30, seed=4)
+
+
+@pytest.fixture(scope="session")
+def rating_features(rating_split):
+    return movielens.movie_features(rating_split.movies)[0]

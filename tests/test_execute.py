@@ -1,6 +1,6 @@
 import json
 
-from recsys_helpers import execute
+from recsys_helpers.book import execute
 
 TINY = """---
 jupytext:

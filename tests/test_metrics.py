@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from recsys_helpers import metrics
+from recsys_helpers.evaluation import metrics
 
 
 def py_precision(indptr, true_items, predicted):
@@ -113,7 +113,7 @@ def test_shape_checks():
 
 
 def test_precision_groupby_matches_numba(split):
-    from recsys_helpers.protocols import BasketProtocol
+    from recsys_helpers.evaluation.basket import BasketProtocol
 
     protocol = BasketProtocol.from_split(split, "validation")
     rng = np.random.default_rng(0)
@@ -121,3 +121,11 @@ def test_precision_groupby_matches_numba(split):
     assert metrics.precision_groupby(split.validation, recs) == pytest.approx(
         metrics.precision(protocol.indptr, protocol.items, recs)
     )
+
+
+def test_top_k_is_a_full_sort_with_ties_to_the_lower_index():
+    scores = np.array([[0.1, 0.9, 0.5, 0.9], [3.0, 2.0, 1.0, 0.0], [1.0, 1.0, 1.0, 1.0]])
+    assert metrics.top_k(scores, 3).tolist() == [[1, 3, 2], [0, 1, 2], [0, 1, 2]]
+    random = np.random.default_rng(0).normal(size=(7, 30))
+    assert np.array_equal(metrics.top_k(random, 5), np.argsort(-random, axis=1)[:, :5])
+    assert metrics.top_k(random, 50).shape == (7, 30)  # k larger than the catalogue

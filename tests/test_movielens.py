@@ -8,8 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from recsys_helpers import movielens as ml
-from recsys_helpers.data import DataError
+from recsys_helpers.datasets import movielens as ml
+from recsys_helpers.datasets.download import DataError
+from recsys_helpers.datasets.synthetic import write_ratings
 from recsys_helpers.settings import get_settings
 
 # The synthetic copies are not the book's copy: that warning has its own test below.
@@ -18,7 +19,7 @@ pytestmark = pytest.mark.filterwarnings("ignore:.*content differs:UserWarning")
 
 @pytest.fixture(scope="module")
 def folder(tmp_path_factory):
-    return ml.write_synthetic(tmp_path_factory.mktemp("ml") / "ml-latest-small", seed=2)
+    return write_ratings(tmp_path_factory.mktemp("ml") / "ml-latest-small", seed=2)
 
 
 @pytest.fixture(scope="module")
@@ -98,13 +99,21 @@ def test_bad_zip_and_missing_local_path(tmp_path):
 
 
 def test_movies_are_parsed():
-    movies = ml.parse_movies(pd.DataFrame({
-        "movieId": [1, 2, 3],
-        "title": ["Toy Story (1995)", "Babylon 5", "Dead Snow 2: Red vs. Dead (2014) "],
-        "genres": ["Animation|Comedy", "(no genres listed)", "Horror"],
-    }))
+    movies = ml.parse_movies(
+        pd.DataFrame(
+            {
+                "movieId": [1, 2, 3],
+                "title": ["Toy Story (1995)", "Babylon 5", "Dead Snow 2: Red vs. Dead (2014) "],
+                "genres": ["Animation|Comedy", "(no genres listed)", "Horror"],
+            }
+        )
+    )
     assert movies["name"].tolist() == ["Toy Story", "Babylon 5", "Dead Snow 2: Red vs. Dead"]
-    assert movies["year"].tolist()[0] == 1995 and np.isnan(movies["year"][1]) and movies["year"][2] == 2014
+    assert (
+        movies["year"].tolist()[0] == 1995
+        and np.isnan(movies["year"][1])
+        and movies["year"][2] == 2014
+    )
     assert movies["genre_list"].tolist() == [["Animation", "Comedy"], [], ["Horror"]]
     matrix, genres = ml.genre_matrix(movies)
     assert genres == ["Animation", "Comedy", "Horror"]
@@ -115,8 +124,12 @@ def test_movies_are_parsed():
 
 
 def test_context_is_utc_daytime_and_weekend():
-    stamps = pd.to_datetime(["2018-09-22 06:59", "2018-09-22 07:00", "2018-09-24 19:59", "2018-09-24 20:00"], utc=True)
-    out = ml.add_context(pd.DataFrame({"timestamp": (stamps - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(seconds=1)}))
+    stamps = pd.to_datetime(
+        ["2018-09-22 06:59", "2018-09-22 07:00", "2018-09-24 19:59", "2018-09-24 20:00"], utc=True
+    )
+    out = ml.add_context(
+        pd.DataFrame({"timestamp": (stamps - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(seconds=1)})
+    )
     assert out["daytime"].tolist() == [0, 1, 1, 0]
     assert out["weekend"].tolist() == [1, 1, 0, 0]  # 2018-09-22 was a Saturday
 
@@ -124,7 +137,9 @@ def test_context_is_utc_daytime_and_weekend():
 def test_codes_are_consecutive(tables):
     ratings, movies = tables
     assert ratings["user"].min() == 0 and ratings["user"].max() == ratings["userId"].nunique() - 1
-    assert (movies.loc[ratings["movie"], "movieId"].to_numpy() == ratings["movieId"].to_numpy()).all()
+    assert (
+        movies.loc[ratings["movie"], "movieId"].to_numpy() == ratings["movieId"].to_numpy()
+    ).all()
 
 
 def test_temporal_split_takes_each_users_latest_ratings(tables):
@@ -180,7 +195,7 @@ def test_fingerprint_warns_on_other_content(tmp_path, folder, monkeypatch):
     with pytest.warns(UserWarning, match="content differs"):
         ml.check_folder(folder)
     ratings, movies = pd.read_csv(folder / "ratings.csv"), pd.read_csv(folder / "movies.csv")
-    monkeypatch.setattr(ml, "MOVIELENS_FINGERPRINT", ml.content_fingerprint(ratings, movies))
+    monkeypatch.setattr(ml, "MOVIELENS_FINGERPRINT", ml.movielens_fingerprint(ratings, movies))
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         ml.check_folder(folder)

@@ -70,7 +70,7 @@ def test_glued_names_follow_the_contract_and_are_cited(path):
 
 def test_results_chapter_is_current():
     """The leaderboard was built from the chapters' current outputs (re-run it after a chapter)."""
-    from recsys_helpers.results import read_glue, read_recorded
+    from recsys_helpers.book.results import read_glue, read_recorded
 
     results = CHAPTERS / "99_results.ipynb"
     if not results.exists():
@@ -83,7 +83,7 @@ def test_results_chapter_is_current():
 
 def test_benchmark_appendix_matches_results_file():
     """The appendix shows the numbers of benchmarks/results/latest.json (re-run it after make bench)."""
-    from recsys_helpers.results import read_glue
+    from recsys_helpers.book.results import read_glue
 
     appendix = CHAPTERS / "98_benchmarks.ipynb"
     latest = ROOT / "benchmarks" / "results" / "latest.json"

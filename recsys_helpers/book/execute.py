@@ -1,0 +1,84 @@
+"""``make full``: execute chapters top to bottom and save the outputs into their paired notebooks.
+
+The MyST text file (``chapters/NAME.md``) is the source of truth. Each chapter is read from it,
+run in a fresh kernel from the ``chapters/`` folder (so execution counts are 1..n), and written
+to ``chapters/NAME.ipynb`` with its outputs. Subset mode is whatever the environment says.
+
+Usage: ``python -m recsys_helpers.book.execute [chapters/NAME.md ...]`` (default: every chapter).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+import jupytext
+import pandas as pd
+from nbclient import NotebookClient
+
+from ..settings import get_settings
+
+ROOT = Path(__file__).resolve().parents[2]
+CHAPTERS = ROOT / "chapters"
+#: Wall-clock seconds of the last full-data execution of each chapter (read by the benchmarks).
+TIMINGS = ROOT / "benchmarks" / "results" / "execution.json"
+
+
+def execute(source: Path, timeout: int = 3600) -> Path:
+    """Execute one chapter and write its ``.ipynb``; return the notebook's path."""
+    source = Path(source).with_suffix(".md")
+    nb = jupytext.read(source)
+    NotebookClient(
+        nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(source.parent)}}
+    ).execute()
+    target = source.with_suffix(".ipynb")
+    jupytext.write(nb, target, fmt="ipynb")
+    return target
+
+
+def record_timing(chapter: str, seconds: float, path: Path = TIMINGS) -> None:
+    """Keep the latest full-data execution time of a chapter in a small JSON file."""
+    if get_settings().subset:
+        return
+    timings = json.loads(path.read_text()) if path.exists() else {}
+    timings[chapter] = round(seconds, 1)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(dict(sorted(timings.items())), indent=1) + "\n")
+
+
+def cell_times(notebooks) -> pd.DataFrame:
+    """How long each code cell of executed notebooks took: a profile of ``make full`` by cell.
+
+    Reads the ``execution`` timestamps that the executor writes into each cell's metadata
+    (from the kernel starting the cell to its reply). One row per code cell: ``chapter``,
+    ``cell`` (execution count), ``seconds`` and ``code`` (the cell's first line).
+    """
+    rows = []
+    for path in notebooks:
+        nb = json.loads(Path(path).read_text())
+        for cell in nb["cells"]:
+            stamps = cell.get("metadata", {}).get("execution", {})
+            if cell["cell_type"] != "code" or "shell.execute_reply" not in stamps:
+                continue
+            start, end = (pd.Timestamp(stamps[key]) for key in ("iopub.execute_input", "shell.execute_reply"))
+            source = "".join(cell["source"]).strip()
+            rows.append((Path(path).stem, cell["execution_count"], (end - start).total_seconds(),
+                         source.splitlines()[0] if source else ""))
+    return pd.DataFrame(rows, columns=["chapter", "cell", "seconds", "code"])
+
+
+def main(paths: list[str]) -> None:
+    sources = [Path(p) for p in paths] or sorted(CHAPTERS.glob("*.md"))
+    for source in sources:
+        start = time.perf_counter()
+        print(f"executing {source} ...", flush=True)
+        target = execute(source)
+        seconds = time.perf_counter() - start
+        record_timing(Path(source).stem, seconds)
+        print(f"  wrote {target} in {seconds:.0f} s", flush=True)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

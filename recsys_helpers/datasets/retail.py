@@ -1,0 +1,316 @@
+"""UCI Online Retail: fetch -> cache -> clean -> encode -> time split, and the ``indptr`` grouping.
+
+The one loader of the book. ``load_split()`` is what a chapter calls; the other functions are the
+steps it chains, each usable (and tested) on its own.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import warnings
+import zipfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..settings import SUBSET_FRACTION, Settings, get_settings
+from .download import DataError, atomic_parquet, download_file, stable_hash
+
+RETAIL_URL = "https://archive.ics.uci.edu/ml/machine-learning-databases/00352/Online%20Retail.xlsx"
+RETAIL_FILE = "Online Retail.xlsx"
+RETAIL_COLUMNS = (
+    "InvoiceNo",
+    "StockCode",
+    "Description",
+    "Quantity",
+    "InvoiceDate",
+    "UnitPrice",
+    "CustomerID",
+    "Country",
+)
+RETAIL_ROWS = 541_909
+#: sha256 of the workbook's content (key columns, normalised; see ``retail_fingerprint``).
+RETAIL_FINGERPRINT = "e1d3af946ca6be818c13f82b3710ee48a97d6b61dc780ad25125aeee8825c961"
+VALIDATION_START = pd.Timestamp("2011-10-09")
+TEST_START = pd.Timestamp("2011-11-09")
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading and checking the raw table
+
+
+def retail_fingerprint(raw: pd.DataFrame) -> str:
+    """A sha256 over the key columns of the raw table, independent of the file format."""
+    digest = hashlib.sha256()
+    for column in ("InvoiceNo", "StockCode", "Quantity", "InvoiceDate", "CustomerID"):
+        values = raw[column]
+        if column == "InvoiceDate":
+            values = values.dt.strftime("%Y-%m-%d %H:%M")
+        elif column == "CustomerID":
+            values = values.fillna(-1).astype("int64")
+        digest.update("\x1f".join(values.astype(str)).encode())
+    return digest.hexdigest()
+
+
+def _normalise_raw(raw: pd.DataFrame, source: Path, expected_rows: int | None) -> pd.DataFrame:
+    missing = [c for c in RETAIL_COLUMNS if c not in raw.columns]
+    if missing:
+        raise DataError(
+            f"{source} does not look like UCI Online Retail: columns {missing} are missing "
+            f"(found {list(raw.columns)}). Point RECSYS_RETAIL_DATA at the original workbook "
+            f"'{RETAIL_FILE}', or unset it to download the data."
+        )
+    if expected_rows is not None and len(raw) != expected_rows:
+        raise DataError(
+            f"{source} has {len(raw):,} rows, not the {expected_rows:,} of UCI Online Retail: "
+            "the file is truncated or a different data set. Delete it and run `make data` again, "
+            "or point RECSYS_RETAIL_DATA at a complete copy."
+        )
+    raw = raw.loc[:, list(RETAIL_COLUMNS)].copy()
+    for column in ("InvoiceNo", "StockCode", "Description", "Country"):
+        raw[column] = raw[column].astype("str").where(raw[column].notna(), None)
+    raw["InvoiceNo"] = raw["InvoiceNo"].astype("str")
+    raw["StockCode"] = raw["StockCode"].astype("str")
+    raw["Quantity"] = raw["Quantity"].astype("int64")
+    raw["InvoiceDate"] = pd.to_datetime(raw["InvoiceDate"])
+    raw["UnitPrice"] = raw["UnitPrice"].astype("float64")
+    raw["CustomerID"] = raw["CustomerID"].astype("float64")
+    return raw
+
+
+def read_retail_file(path: Path, expected_rows: int | None = RETAIL_ROWS) -> pd.DataFrame:
+    """Read a copy of Online Retail (``.xlsx``, ``.parquet`` or ``.csv``) and check it.
+
+    Raises
+    ------
+    DataError
+        If the file is missing, unreadable, truncated, or lacks the expected columns.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise DataError(
+            f"{path} does not exist. Fix RECSYS_RETAIL_DATA, or unset it so that the book "
+            "downloads the data (`make data`)."
+        )
+    readers: dict[str, Callable[[Path], pd.DataFrame]] = {
+        ".xlsx": lambda p: pd.read_excel(p, engine="openpyxl", dtype={"InvoiceNo": str, "StockCode": str}),
+        ".parquet": pd.read_parquet,
+        ".csv": lambda p: pd.read_csv(p, dtype={"InvoiceNo": str, "StockCode": str}, encoding_errors="replace"),
+    }
+    reader = readers.get(path.suffix.lower())
+    if reader is None:
+        raise DataError(f"{path}: unsupported file type {path.suffix!r}; use .xlsx, .parquet or .csv")
+    try:
+        raw = reader(path)
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile, UnicodeDecodeError) as err:
+        raise DataError(
+            f"{path} could not be read as {path.suffix} ({type(err).__name__}: {err}). The file is "
+            "damaged or truncated: delete it and run `make data` again, or point "
+            "RECSYS_RETAIL_DATA at a good copy."
+        ) from err
+    return _normalise_raw(raw, path, expected_rows)
+
+
+def fetch_retail(settings: Settings | None = None, *, progress: bool = True) -> Path:
+    """Return the path of the cached parquet copy of Online Retail, building it if needed.
+
+    Order of preference: the cache; the workbook already downloaded into the cache; a fresh
+    download from UCI. The workbook is read once (about 40 s with openpyxl) and stored as parquet
+    (well under a second to load, and unlike a pickle it is safe to load from someone else).
+    """
+    settings = settings or get_settings()
+    cache = settings.cache_dir / "online_retail.parquet"
+    if cache.exists():
+        return cache
+    workbook = settings.cache_dir / RETAIL_FILE
+    if not workbook.exists():
+        download_file(RETAIL_URL, workbook, progress=progress)
+    raw = read_retail_file(workbook, expected_rows=RETAIL_ROWS)
+    check_fingerprint(raw, workbook)
+    return atomic_parquet(raw, cache)
+
+
+def check_fingerprint(raw: pd.DataFrame, source: Path) -> bool:
+    """Warn (not fail) when the content differs from the copy the book's numbers come from."""
+    same = retail_fingerprint(raw) == RETAIL_FINGERPRINT
+    if not same:
+        warnings.warn(
+            f"{source} holds the expected columns and rows but its content differs from the copy "
+            "this book was executed on; your numbers may differ from the text.",
+            stacklevel=2,
+        )
+    return same
+
+
+def load_raw_retail(settings: Settings | None = None) -> pd.DataFrame:
+    """The raw table with the workbook's columns, from RECSYS_RETAIL_DATA or the cache."""
+    settings = settings or get_settings()
+    if settings.retail_data is not None:
+        return read_retail_file(settings.retail_data)
+    return read_retail_file(fetch_retail(settings))
+
+
+# ---------------------------------------------------------------------------------------------
+# Cleaning, encoding, splitting
+
+
+def clean_retail(raw: pd.DataFrame) -> pd.DataFrame:
+    """The chapter's cleaning: lower-case columns, drop cancellations, unknown customers -> -1."""
+    df = raw.copy()
+    df.columns = df.columns.str.lower()
+    df["invoiceno"] = df["invoiceno"].astype("str")
+    df = df[~df["invoiceno"].str.startswith("C")].reset_index(drop=True)
+    df["customerid"] = df["customerid"].fillna(-1).astype("int32")
+    df["stockcode"] = df["stockcode"].astype("str")
+    return df
+
+
+class LabelEncoder:
+    """Map values to consecutive integers in sorted order, vectorised.
+
+    With ``reserve_zero=True`` codes start at 1 and 0 stands for "unknown / padding" (the
+    sequence chapters need that); otherwise codes start at 0 and unknown values get -1.
+    """
+
+    def __init__(self, reserve_zero: bool = False):
+        self.reserve_zero = reserve_zero
+        self.classes_: np.ndarray | None = None
+
+    def fit(self, values) -> LabelEncoder:
+        self.classes_ = np.asarray(sorted(set(pd.Series(values).astype("str"))), dtype=object)
+        self._index = pd.Index(self.classes_)
+        return self
+
+    def transform(self, values) -> np.ndarray:
+        if self.classes_ is None:
+            raise RuntimeError("call fit before transform")
+        codes = self._index.get_indexer(pd.Series(values).astype("str"))
+        return (codes + 1 if self.reserve_zero else codes).astype("int32")
+
+    def fit_transform(self, values) -> np.ndarray:
+        return self.fit(values).transform(values)
+
+    def inverse_transform(self, codes) -> np.ndarray:
+        codes = np.asarray(codes) - (1 if self.reserve_zero else 0)
+        if np.any(codes < 0):
+            raise ValueError("code 0 (reserved) or a negative code has no value")
+        return self.classes_[codes]
+
+    def __len__(self) -> int:
+        """Vocabulary size, counting the reserved 0 when there is one."""
+        return len(self.classes_) + int(self.reserve_zero)
+
+
+def sample_customers(df: pd.DataFrame, fraction: float, seed: int) -> pd.DataFrame:
+    """A deterministic sample of whole customers with all their invoices.
+
+    Anonymous invoices (customer -1) are sampled by invoice with the same fraction, so the share
+    of unknown customers stays as in the full data.
+    """
+    threshold = np.uint64(int(fraction * 2**32)) << np.uint64(32)
+    keep_customer = stable_hash(df["customerid"].to_numpy().astype(np.int64) + 10, seed) < threshold
+    invoice_numbers = pd.Index(df["invoiceno"]).str.extract(r"(\d+)")[0].astype("int64").to_numpy()
+    keep_invoice = stable_hash(invoice_numbers, seed + 1) < threshold
+    anonymous = df["customerid"].to_numpy() == -1
+    keep = np.where(anonymous, keep_invoice, keep_customer)
+    return df[keep].reset_index(drop=True)
+
+
+def group_indptr(invoices) -> np.ndarray:
+    """CSR-style pointers: rows ``indptr[t]:indptr[t+1]`` hold transaction ``t``.
+
+    Rows of one invoice must be contiguous (they are, in the data's order); a non-contiguous
+    invoice raises ``ValueError`` rather than silently becoming two transactions.
+    """
+    invoices = np.asarray(invoices)
+    starts = np.flatnonzero(invoices[1:] != invoices[:-1]) + 1
+    indptr = np.concatenate([[0], starts, [len(invoices)]]).astype("int32")
+    if len(invoices) and len(indptr) - 1 != len(pd.unique(invoices)):
+        raise ValueError("rows of an invoice are not contiguous; sort by invoice first")
+    if not len(invoices):
+        indptr = np.zeros(1, dtype="int32")
+    return indptr
+
+
+@dataclass(frozen=True)
+class Split:
+    """Train / validation / test frames of the time split, with encoders for items and customers.
+
+    Each frame has the cleaned columns plus ``item`` (encoded stock code, 0-based, fitted on the
+    whole catalogue as the chapter does) and ``customer`` (index of a customer known from the
+    training period, -1 for anonymous or new customers).
+    """
+
+    train: pd.DataFrame
+    validation: pd.DataFrame
+    test: pd.DataFrame
+    items: LabelEncoder
+    customers: LabelEncoder
+    subset: bool = False
+
+    PARTS = ("train", "validation", "test")
+
+    def part(self, name: str) -> pd.DataFrame:
+        if name not in self.PARTS:
+            raise ValueError(f"unknown part {name!r}; use one of {self.PARTS}")
+        return getattr(self, name)
+
+    def indptr(self, name: str) -> np.ndarray:
+        return group_indptr(self.part(name)["invoiceno"].to_numpy())
+
+    @property
+    def n_items(self) -> int:
+        return len(self.items)
+
+    @property
+    def n_customers(self) -> int:
+        return len(self.customers)
+
+    def sizes(self) -> pd.Series:
+        """Rows in each part (the numbers the chapter checks)."""
+        return pd.Series({name: len(self.part(name)) for name in self.PARTS}, name="rows")
+
+
+def time_split(df: pd.DataFrame, subset: bool = False) -> Split:
+    """Encode items and customers and split by time as the chapter does.
+
+    train < 2011-10-09 <= validation <= 2011-11-09 <= test (dates compare at midnight).
+    """
+    df = df.copy()
+    items = LabelEncoder().fit(df["stockcode"])
+    df["item"] = items.transform(df["stockcode"])
+    dates = df["invoicedate"]
+    train = df[dates < VALIDATION_START]
+    validation = df[(dates >= VALIDATION_START) & (dates <= TEST_START)]
+    test = df[dates >= TEST_START]
+    known = train.loc[train["customerid"] != -1, "customerid"]
+    customers = LabelEncoder().fit(known)
+    parts = []
+    for frame in (train, validation, test):
+        frame = frame.reset_index(drop=True)
+        codes = customers.transform(frame["customerid"])
+        frame["customer"] = np.where(frame["customerid"].to_numpy() == -1, -1, codes).astype("int32")
+        parts.append(frame)
+    return Split(*parts, items=items, customers=customers, subset=subset)
+
+
+def make_split(df: pd.DataFrame, settings: Settings | None = None) -> Split:
+    """Split a cleaned table; in subset mode keep a fixed sample of whole customers first."""
+    settings = settings or get_settings()
+    if settings.subset:
+        df = sample_customers(df, SUBSET_FRACTION, settings.seed)
+    return time_split(df, subset=settings.subset)
+
+
+@functools.cache
+def _load_split(settings: Settings) -> Split:
+    return make_split(clean_retail(load_raw_retail(settings)), settings)
+
+
+def load_split(settings: Settings | None = None) -> Split:
+    """Load, clean and split Online Retail: full data by default, a sample in subset mode."""
+    return _load_split(settings or get_settings())

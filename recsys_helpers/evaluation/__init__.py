@@ -1,0 +1,2 @@
+"""The three protocols (``basket``, ``next_item``, ``ratings``), retrieval metrics and the metrics
+they compute (``metrics``)."""

@@ -1,0 +1,251 @@
+"""What many models read from a split: positives, negatives, popularity, invoices as sequences.
+
+Basket models start from the (customer, item) pairs of the training period, or from the customer x
+item matrix they make; sequence models from ``Invoices``, a part of a split as one flat array of
+*sequence codes* (the split's item code plus one, so that 0 is free to mean "start of the invoice"
+and padding; customers likewise, 0 for anonymous and new customers) with an ``indptr``, cut into
+fixed-length training windows by ``make_windows``.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from .datasets.retail import Split
+
+# ---------------------------------------------------------------------------------------------
+# Basket models: positives, negatives, popularity
+
+
+def training_pairs(split: Split) -> tuple[np.ndarray, np.ndarray]:
+    """(customer, item) of every training row of a known customer, as ``int32`` arrays.
+
+    One pair per invoice row, so an item bought often appears often (as in the source).
+    """
+    train = split.train[split.train["customer"] >= 0]
+    return train["customer"].to_numpy("int32"), train["item"].to_numpy("int32")
+
+
+def customer_item_matrix(split: Split, binary: bool = True) -> sp.csr_matrix:
+    """The customers x items CSR matrix of the training period.
+
+    With ``binary=True`` a cell is 1 if the customer ever bought the item; otherwise it counts the
+    invoice rows with that item (a confidence in the sense of Hu et al.).
+    """
+    customers, items = training_pairs(split)
+    matrix = sp.csr_matrix(
+        (np.ones(len(customers), dtype=np.float32), (customers, items)),
+        shape=(split.n_customers, split.n_items),
+    )
+    matrix.sum_duplicates()
+    if binary:
+        matrix.data[:] = 1.0
+    return matrix
+
+
+def unique_pairs(split: Split) -> tuple[np.ndarray, np.ndarray]:
+    """Distinct (customer, item) pairs of the training period, sorted by customer then item."""
+    customers, items = training_pairs(split)
+    codes = np.unique(customers.astype(np.int64) * split.n_items + items)
+    return (codes // split.n_items).astype("int32"), (codes % split.n_items).astype("int32")
+
+
+def sample_negatives(n_items: int, size: int, rng: np.random.Generator) -> np.ndarray:
+    """Uniformly random items: the usual cheap negatives (a few are in fact positives)."""
+    return rng.integers(0, n_items, size=size, dtype=np.int64).astype("int32")
+
+
+def item_popularity(split: Split) -> np.ndarray:
+    """Training rows per item, scaled to [0, 1] (a tie-breaker for equal scores)."""
+    counts = np.bincount(split.train["item"], minlength=split.n_items).astype(np.float64)
+    return counts / max(counts.max(), 1.0)
+
+
+def popular_items(train: pd.DataFrame, k: int = 5) -> np.ndarray:
+    """The ``k`` items bought on most rows of the training period (the chapter's ``top``)."""
+    return train["item"].value_counts().head(k).index.to_numpy().astype("int32")
+
+
+
+# ---------------------------------------------------------------------------------------------
+# Sequence models: invoices as sequences of codes
+
+
+START = 0  # the reserved sequence code: start of an invoice, and padding
+
+
+# ---------------------------------------------------------------------------------------------
+# Invoices as sequences
+
+
+@dataclass(frozen=True)
+class Invoices:
+    """Invoices of one part: invoice ``t`` bought ``items[indptr[t]:indptr[t+1]]`` in that order.
+
+    ``items`` are sequence codes (split item + 1), ``customers`` one code per invoice (split
+    customer + 1, 0 when unknown).
+    """
+
+    items: np.ndarray
+    indptr: np.ndarray
+    customers: np.ndarray
+    history_items: np.ndarray | None = None  # (invoices, h): the customer's earlier items
+    history_weights: np.ndarray | None = None  # (invoices, h): log(1 + times bought)
+
+    def __len__(self) -> int:
+        return len(self.indptr) - 1
+
+    @property
+    def lengths(self) -> np.ndarray:
+        return np.diff(self.indptr)
+
+    @property
+    def n_steps(self) -> int:
+        return int(self.indptr[-1])
+
+    def previous(self) -> np.ndarray:
+        """The model's input at every step: the previous item of the invoice, 0 at its start."""
+        previous = np.empty_like(self.items)
+        previous[1:] = self.items[:-1]
+        previous[self.indptr[:-1][self.lengths > 0]] = START
+        return previous
+
+    def step_customers(self) -> np.ndarray:
+        """The customer code of every step."""
+        return np.repeat(self.customers, self.lengths)
+
+    def take(self, invoices) -> Invoices:
+        """A new ``Invoices`` with the chosen invoices, in the given order."""
+        invoices = np.asarray(invoices, dtype=np.int64)
+        starts, ends = self.indptr[invoices], self.indptr[invoices + 1]
+        lengths = ends - starts
+        indptr = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+        rows = np.repeat(starts - indptr[:-1], lengths) + np.arange(indptr[-1])
+        history = {}
+        if self.history_items is not None:
+            history = {
+                "history_items": self.history_items[invoices],
+                "history_weights": self.history_weights[invoices],
+            }
+        return Invoices(self.items[rows], indptr, self.customers[invoices], **history)
+
+
+def invoices_of(split: Split, part: str, history: int = 0) -> Invoices:
+    """The invoices of ``part`` in sequence codes (item + 1, customer + 1; 0 reserved).
+
+    With ``history > 0`` each invoice also gets its customer's ``history`` most bought items
+    from *earlier* training invoices (see ``customer_history``).
+    """
+    frame = split.part(part)
+    indptr = split.indptr(part).astype(np.int64)
+    customers = frame["customer"].to_numpy()[indptr[:-1]].astype(np.int32) + 1
+    invoices = Invoices(frame["item"].to_numpy().astype(np.int32) + 1, indptr, customers)
+    if not history:
+        return invoices
+    items, weights = customer_history(split, part, history)
+    return Invoices(invoices.items, indptr, customers, items, weights)
+
+
+def customer_history(split: Split, part: str, size: int = 64):
+    """Each invoice's customer history: the ``size`` items bought most before the invoice.
+
+    For a training invoice only the customer's *earlier* training invoices count (so the items
+    to be predicted never leak into the history); for validation and test invoices the whole
+    training period counts. Unknown customers have an empty history. Returns item codes and
+    weights ``log(1 + times bought)``, both ``(invoices, size)``, padded with 0.
+    """
+    train = invoices_of(split, "train")
+    target = train if part == "train" else invoices_of(split, part)
+    counters: dict[int, Counter] = {}
+    items = np.zeros((len(target), size), dtype=np.int32)
+    weights = np.zeros((len(target), size), dtype=np.float32)
+
+    def fill(row, counter):
+        top = counter.most_common(size)
+        if top:
+            codes, counts = zip(*top, strict=True)
+            items[row, : len(top)] = codes
+            weights[row, : len(top)] = np.log1p(counts)
+
+    for t in range(len(train)):
+        customer = int(train.customers[t])
+        if customer == 0:
+            continue
+        counter = counters.setdefault(customer, Counter())
+        if part == "train":
+            fill(t, counter)
+        counter.update(train.items[train.indptr[t] : train.indptr[t + 1]].tolist())
+    if part != "train":
+        for t, customer in enumerate(target.customers):
+            if customer in counters:
+                fill(t, counters[int(customer)])
+    return items, weights
+
+
+def pack_items(items, indptr) -> list[np.ndarray]:
+    """One array per invoice (views into ``items``): what the source's ``pack_items`` builds."""
+    return np.split(np.asarray(items), np.asarray(indptr)[1:-1])
+
+
+# ---------------------------------------------------------------------------------------------
+# Fixed-length training windows
+
+
+def make_windows(items, indptr, num_steps: int, stride: int = 1, customers=None):
+    """Inputs ``X`` and next-item targets ``Y`` in windows of ``num_steps``, for every invoice.
+
+    Each invoice ``s`` becomes the padded sequence ``[0, s..., 0...]``: one 0 in front (the start
+    of the invoice) and, if it is shorter than ``num_steps + 1``, zeros behind. Windows of
+    ``num_steps + 1`` consecutive codes start at offsets ``0, stride, 2 * stride, ...`` (the last
+    one is moved back to end with the invoice, so no item is lost); ``X`` is a window without its
+    last code and ``Y`` without its first, so ``Y[:, i]`` is the item that follows ``X[:, i]``.
+    ``stride=1`` gives the source chapter's overlapping windows, ``stride=num_steps`` windows
+    that share nothing but one code. Target 0 marks padding (to be masked in the loss).
+
+    Returns ``X, Y`` (int32, ``(n_windows, num_steps)``), and ``U`` (the customer code of each
+    window) when ``customers`` (one code per invoice) is given.
+    """
+    items = np.asarray(items, dtype=np.int32)
+    indptr = np.asarray(indptr, dtype=np.int64)
+    if num_steps < 1 or stride < 1:
+        raise ValueError("num_steps and stride must be positive")
+    lengths = np.diff(indptr)
+    padded = np.maximum(lengths + 1, num_steps + 1)  # length of [0, s..., 0...]
+    offsets = np.concatenate([[0], np.cumsum(padded)])
+    flat = np.zeros(offsets[-1], dtype=np.int32)
+    rows = np.repeat(offsets[:-1] + 1 - indptr[:-1], lengths) + np.arange(indptr[-1])
+    flat[rows] = items
+    last_start = padded - num_steps - 1  # >= 0
+    per_invoice = -(-last_start // stride) + 1  # ceil(last_start / stride) + 1 windows
+    invoice = np.repeat(np.arange(len(lengths)), per_invoice)
+    first = np.concatenate([[0], np.cumsum(per_invoice)])[:-1]
+    rank = np.arange(per_invoice.sum()) - np.repeat(first, per_invoice)
+    starts = offsets[invoice] + np.minimum(rank * stride, last_start[invoice])
+    window = flat[starts[:, None] + np.arange(num_steps + 1)]
+    X, Y = window[:, :-1], window[:, 1:]
+    if customers is None:
+        return X, Y
+    return X, Y, np.asarray(customers, dtype=np.int32)[invoice]
+
+
+def windows_loop(sequence, num_steps: int):
+    """The source chapter's windows for one invoice, written as a plain loop (the reference)."""
+    data = [START, *sequence]
+    data += [START] * max(0, num_steps + 1 - len(data))
+    X = [data[i - num_steps : i] for i in range(num_steps, len(data))]
+    Y = [data[i - num_steps + 1 : i + 1] for i in range(num_steps, len(data))]
+    return np.array(X, dtype=np.int32), np.array(Y, dtype=np.int32)
+
+
+def purchase_counts(split: Split) -> np.ndarray:
+    """``(customer codes, item codes)`` counts of training rows, in sequence codes (row and
+    column 0, unknown customers and the start symbol, are zeros)."""
+    counts = customer_item_matrix(split, binary=False)
+    out = np.zeros((counts.shape[0] + 1, counts.shape[1] + 1), dtype=np.float32)
+    out[1:, 1:] = counts.toarray()
+    return out

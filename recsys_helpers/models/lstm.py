@@ -1,0 +1,558 @@
+"""LSTM recommenders for the next-item protocol (chapters 6 and 7).
+
+After each purchase in an invoice we recommend ``k`` items for the next one; items and customers
+are sequence codes (``interactions.Invoices``: item + 1, customer + 1, 0 reserved).
+
+* ``build_lstm``: item embedding (+ customer embedding) -> stacked LSTMs -> dense logits;
+* ``LSTMRecommender``: such a network trained by the book's one training loop
+  (``base.KerasTrainer``) on the stateless windows of ``interactions.make_windows``, behind the
+  next-item contract ``fit(split)``, ``next_items(invoices, k)``; ``ItemLSTM`` and ``UserLSTM``
+  are the chapters' two models, with the configurations chosen there (``ITEM_LSTM``,
+  ``USER_LSTM``);
+* ``predict_next_items``: exact batched prediction of every step of every invoice, and
+  ``predict_stepwise``, the one-call-per-purchase loop it replaces (kept as the reference);
+* ``predict_from_previous_only``: the source's evaluation (its state bug), kept to measure it;
+* ``drop_bought`` and ``history_boost``: the recommendation policies the chapters add on top.
+"""
+
+from __future__ import annotations
+
+import weakref
+
+import keras
+import numpy as np
+import tensorflow as tf
+from numba import njit
+from tqdm.auto import tqdm
+
+from ..datasets.retail import Split
+from ..interactions import (
+    START,
+    Invoices,
+    customer_history,
+    invoices_of,
+    make_windows,
+    purchase_counts,
+)
+from .base import KerasTrainer, shuffled_batches, take
+from .layers import HistoryBias
+
+# ---------------------------------------------------------------------------------------------
+# The configurations chosen in the chapters (read there and by ``make bench``)
+
+#: The item LSTM as chapter 6 chooses it on validation: windows of 32 steps every 16, one LSTM
+#: of 128 units, dropout 0.2, Adam at 0.01 with a cosine decay to a tenth, batches of 64 windows.
+ITEM_LSTM = {
+    "num_steps": 32, "stride": 16, "embedding_dim": 64, "hidden": 128, "layers": 1,
+    "dropout": 0.2, "batch_size": 64, "learning_rate": 1e-2, "epochs": 8,
+}
+#: The user LSTM of chapter 7: the item LSTM plus a customer vector of 32, the customer hidden in
+#: 30% of the training windows, and the purchase-history bonus weight chosen on validation.
+USER_LSTM = ITEM_LSTM | {"customer_dim": 32, "hide_customers": 0.3, "boost": 1.0}
+
+
+# ---------------------------------------------------------------------------------------------
+# The network and its loss
+
+
+def build_lstm(
+    n_items: int,
+    n_customers: int = 0,
+    embedding_dim: int = 64,
+    customer_dim: int = 32,
+    hidden: int = 128,
+    layers: int = 1,
+    dropout: float = 0.0,
+    seed: int | None = None,
+    customer_to_output: bool = False,
+    customer_dropout: float = 0.0,
+    history: bool = False,
+):
+    """Item embedding (+ customer embedding) -> ``layers`` stacked LSTMs -> dense logits.
+
+    Parameters
+    ----------
+    n_items
+        Number of sequence codes, counting the reserved 0 (``split.n_items + 1``).
+    n_customers
+        Number of customer codes counting the reserved 0 (``split.n_customers + 1``); 0 builds
+        the item-only model. The customer's vector is concatenated to every item vector, and
+        with ``customer_to_output`` also to the LSTM's output, next to the dense layer.
+        ``customer_dropout`` drops coordinates of the customer vector in training (the same
+        ones at every step of a window), against memorising the training invoices.
+    history
+        Add the customer's purchase history to the logits: inputs ``history_items`` and
+        ``history_weights`` ``(batch, h)``; item ``i`` gets ``scale_i * weight`` (``HistoryBias``).
+
+    The model takes ``{"items": (batch, steps)}`` (plus ``"customers"``, the customer code
+    repeated along the steps) and returns logits ``(batch, steps, n_items)``. It is stateless
+    and causal: the output at step ``t`` depends on inputs ``0..t`` only, so right padding never
+    changes the outputs before it.
+    """
+    items = keras.Input((None,), dtype="int32", name="items")
+    inputs = {"items": items}
+    x = keras.layers.Embedding(n_items, embedding_dim, name="item_embedding")(items)
+    if n_customers:
+        customers = keras.Input((None,), dtype="int32", name="customers")
+        inputs["customers"] = customers
+        u = keras.layers.Embedding(n_customers, customer_dim, name="customer_embedding")(customers)
+        if customer_dropout:
+            u = keras.layers.Dropout(
+                customer_dropout,
+                noise_shape=(None, 1, customer_dim),
+                seed=seed,
+                name="customer_dropout",
+            )(u)
+        x = keras.layers.Concatenate(name="concat")([u, x])
+    for layer in range(layers):
+        if dropout:
+            x = keras.layers.Dropout(dropout, seed=seed, name=f"dropout_{layer}")(x)
+        x, _, _ = keras.layers.LSTM(
+            hidden, return_sequences=True, return_state=True, name=f"lstm_{layer}"
+        )(x)
+    if n_customers and customer_to_output:
+        x = keras.layers.Concatenate(name="concat_output")([x, u])
+    if dropout:
+        x = keras.layers.Dropout(dropout, seed=seed, name=f"dropout_{layers}")(x)
+    logits = keras.layers.Dense(n_items, name="logits")(x)
+    if history:
+        history_items = keras.Input((None,), dtype="int32", name="history_items")
+        history_weights = keras.Input((None,), dtype="float32", name="history_weights")
+        inputs["history_items"], inputs["history_weights"] = history_items, history_weights
+        logits = HistoryBias(n_items, name="history_bias")([logits, history_items, history_weights])
+    name = "user_lstm" if n_customers else "item_lstm"
+    return keras.Model(inputs, logits, name=name)
+
+
+def next_item_loss(y_true, logits):
+    """Softmax cross-entropy of integer targets, ``logsumexp(logits) - logits[target]``.
+
+    The same loss as ``keras.losses.SparseCategoricalCrossentropy(from_logits=True)``, written
+    with a one-hot product. With op determinism on (``configure_tensorflow``), TensorFlow swaps
+    its fused sparse cross-entropy for a deterministic version whose gradient runs an
+    ``UnsortedSegmentSum`` over the whole ``(tokens, n_items)`` logits; profiling the item LSTM
+    showed that one op taking over a third of a training step on a CPU. This version's gradient
+    is a plain ``softmax - one_hot``: deterministic, and no segment sum.
+    """
+    target = tf.one_hot(tf.cast(y_true, tf.int32), tf.shape(logits)[-1], dtype=logits.dtype)
+    return tf.reduce_logsumexp(logits, axis=-1) - tf.reduce_sum(logits * target, axis=-1)
+
+
+def lstm_inputs(X, U=None, history=None) -> dict:
+    """The input dictionary of ``build_lstm``'s models (customers repeated along the steps).
+
+    ``history`` is ``(items, weights)``, one row per row of ``X``.
+    """
+    X = np.asarray(X, dtype=np.int32)
+    inputs = {"items": X}
+    if U is not None:
+        inputs["customers"] = np.repeat(np.asarray(U, dtype=np.int32)[:, None], X.shape[1], axis=1)
+    if history is not None:
+        inputs["history_items"] = np.asarray(history[0], dtype=np.int32)
+        inputs["history_weights"] = np.asarray(history[1], dtype=np.float32)
+    return inputs
+
+
+def uses_customers(model) -> bool:
+    return "customers" in model.input
+
+
+def uses_history(model) -> bool:
+    return "history_items" in model.input
+
+
+def _invoice_inputs(model, X, invoices: Invoices, rows) -> dict:
+    """Inputs for ``X``, row ``r`` of which belongs to invoice ``rows[r]``."""
+    U = invoices.customers[rows] if uses_customers(model) else None
+    history = None
+    if uses_history(model):
+        if invoices.history_items is None:
+            raise ValueError("the model reads customer histories: use invoices_of(..., history=h)")
+        history = (invoices.history_items[rows], invoices.history_weights[rows])
+    return lstm_inputs(X, U, history)
+
+
+# ---------------------------------------------------------------------------------------------
+# The recommender: training on windows, next items by exact batched prediction
+
+
+class LSTMRecommender(KerasTrainer):
+    """An LSTM over the items of an invoice (and, with ``customers``, its customer's vector).
+
+    Training (``fit(split, callback=..., keep_best=...)``, the book's one loop): the training
+    invoices are cut into stateless windows of ``num_steps`` codes every ``stride`` steps
+    (``interactions.make_windows``), shuffled once per epoch into batches of ``batch_size``; the
+    loss is ``next_item_loss`` with padded targets weighted 0 (``mask_padding``); Adam with the
+    gradient norm of each weight clipped at ``clipnorm``, its learning rate decaying along a
+    cosine to ``final_fraction`` of ``learning_rate`` over the epochs of the fit.
+
+    Prediction (``next_items(invoices, k)``): every step of every invoice in batches
+    (``predict_next_items``). With ``drop_bought`` the ``k`` best of the ``candidates`` best items
+    that are not yet in the invoice; ``boost`` is the weight of the purchase-history bonus
+    ``log(1 + times the customer bought the item in training)`` added to the logits
+    (``history_boost``; it can be changed after training).
+
+    Parameters
+    ----------
+    customers
+        Add a customer embedding of ``customer_dim`` (``build_lstm``); ``hide_customers`` is the
+        share of training windows whose customer code becomes 0 ("some customer"), drawn once.
+    history
+        With ``history > 0`` the network also reads the customer's ``history`` most bought
+        earlier items (``build_lstm(history=True)``, a learned version of ``boost``); evaluate it
+        on invoices made with ``invoices_of(split, part, history=history)``.
+    embedding_dim, hidden, layers, dropout, customer_to_output, customer_dropout
+        As in ``build_lstm``.
+    """
+
+    name = "LSTM"
+    #: the loss of one position; ``benchmarks/run.py`` swaps in Keras' own to time the difference
+    position_loss = staticmethod(next_item_loss)
+
+    def __init__(
+        self,
+        customers: bool = False,
+        num_steps: int = 32,
+        stride: int = 16,
+        embedding_dim: int = 64,
+        customer_dim: int = 32,
+        hidden: int = 128,
+        layers: int = 1,
+        dropout: float = 0.2,
+        customer_to_output: bool = False,
+        customer_dropout: float = 0.0,
+        hide_customers: float = 0.0,
+        history: int = 0,
+        batch_size: int = 64,
+        learning_rate: float = 1e-2,
+        final_fraction: float = 0.1,
+        clipnorm: float = 5.0,
+        epochs: int = 8,
+        mask_padding: bool = True,
+        drop_bought: bool = True,
+        candidates: int = 20,
+        boost: float = 0.0,
+        max_tokens: int = 32768,
+        seed: int | None = None,
+        progress: bool = True,
+    ):
+        super().__init__(epochs, batch_size, learning_rate, seed, progress)
+        self.customers, self.num_steps, self.stride = customers, num_steps, stride
+        self.embedding_dim, self.customer_dim, self.hidden = embedding_dim, customer_dim, hidden
+        self.layers, self.dropout = layers, dropout
+        self.customer_to_output, self.customer_dropout = customer_to_output, customer_dropout
+        self.hide_customers, self.history = hide_customers, history
+        self.final_fraction, self.clipnorm, self.mask_padding = final_fraction, clipnorm, mask_padding
+        self.drop_bought, self.candidates, self.boost = drop_bought, candidates, boost
+        self.max_tokens = max_tokens
+
+    def fit(self, split: Split, callback=None, epochs: int | None = None, **kwargs):
+        """``KerasTrainer.fit``; the learning rate's cosine spans the epochs of this fit."""
+        self.fit_epochs_ = epochs or self.epochs
+        return super().fit(split, callback=callback, epochs=epochs, **kwargs)
+
+    def build(self, split: Split) -> list:
+        """The training windows (targets, items and the customer code at every step) and the
+        network."""
+        train = invoices_of(split, "train")
+        X, Y, invoice = make_windows(  # the invoice of each window, to look up its customer
+            train.items, train.indptr, self.num_steps, self.stride, customers=np.arange(len(train))
+        )
+        self.input_names_, self.windows_ = ["items"], [Y, X]  # targets first, then the inputs
+        if self.customers:
+            U = train.customers[invoice]
+            hide = np.random.default_rng(self.seed).random(len(U)) < self.hide_customers
+            self.input_names_.append("customers")
+            self.windows_.append(lstm_inputs(X, np.where(hide, 0, U))["customers"])
+        if self.history:
+            items, weights = customer_history(split, "train", self.history)
+            self.input_names_ += ["history_items", "history_weights"]
+            self.windows_ += [items[invoice], weights[invoice]]
+        if self.customers or self.boost:
+            self.log_purchases_ = np.log1p(purchase_counts(split))
+        self.model = build_lstm(
+            split.n_items + 1,
+            split.n_customers + 1 if self.customers else 0,
+            embedding_dim=self.embedding_dim,
+            customer_dim=self.customer_dim,
+            hidden=self.hidden,
+            layers=self.layers,
+            dropout=self.dropout,
+            seed=self.seed,
+            customer_to_output=self.customer_to_output,
+            customer_dropout=self.customer_dropout,
+            history=bool(self.history),
+        )
+        return [self.model]
+
+    def batches(self, rng):
+        for rows in shuffled_batches(len(self.windows_[0]), self.batch_size, rng):
+            yield take(self.windows_, rows)
+
+    def compute_loss(self, batch, training=True):
+        """The loss of a batch of windows: cross-entropy at every position, padding weighted 0."""
+        targets, *inputs = batch
+        logits = self.model(dict(zip(self.input_names_, inputs, strict=True)), training=training)
+        loss = self.position_loss(targets, logits)  # (windows, steps): softmax cross-entropy
+        if self.mask_padding:
+            loss = loss * tf.cast(targets > 0, loss.dtype)  # padded targets weigh 0
+        return tf.reduce_mean(loss)  # over all positions, padding included
+
+    def make_optimizer(self) -> keras.optimizers.Optimizer:
+        steps = self.fit_epochs_ * -(-len(self.windows_[0]) // self.batch_size)
+        rate = keras.optimizers.schedules.CosineDecay(
+            self.learning_rate, steps, alpha=self.final_fraction
+        )
+        return keras.optimizers.Adam(learning_rate=rate, clipnorm=self.clipnorm)
+
+    def next_items(self, invoices: Invoices, k: int = 5) -> np.ndarray:
+        """Top-k items at every step; with ``drop_bought``, items not yet in the invoice."""
+        bias = self.boost * self.log_purchases_ if self.boost else None
+        if not self.drop_bought:
+            return predict_next_items(self.model, invoices, k, self.max_tokens, bias=bias)
+        width = max(self.candidates, k)
+        out = drop_bought(
+            predict_next_items(self.model, invoices, width, self.max_tokens, bias=bias), invoices, k
+        )
+        # steps whose candidates were nearly all bought already: rank the whole catalogue there
+        short = np.unique(np.repeat(np.arange(len(invoices)), invoices.lengths)[out[:, -1] == START])
+        if len(short):
+            few = invoices.take(short)
+            every = self.model.output.shape[-1] - 1  # every item but the start symbol
+            rows = np.concatenate([np.arange(invoices.indptr[g], invoices.indptr[g + 1]) for g in short])
+            out[rows] = drop_bought(predict_next_items(self.model, few, every, 1, bias=bias), few, k)
+        return out
+
+
+class ItemLSTM(LSTMRecommender):
+    """The item LSTM of chapter 6: the invoice so far, nothing about the customer (``ITEM_LSTM``)."""
+
+    name = "item LSTM"
+
+    def __init__(self, **params):
+        super().__init__(**(ITEM_LSTM | params))
+
+
+class UserLSTM(LSTMRecommender):
+    """The user LSTM of chapter 7: the item LSTM with the customer's vector and the purchase-history
+    bonus (``USER_LSTM``)."""
+
+    name = "user LSTM"
+
+    def __init__(self, **params):
+        super().__init__(**(USER_LSTM | {"customers": True} | params))
+
+
+# ---------------------------------------------------------------------------------------------
+# Prediction: batched (exact) and step by step (the reference)
+
+
+def length_batches(lengths, max_tokens: int = 32768, max_invoices: int = 512) -> list[np.ndarray]:
+    """Invoices sorted by length and cut into batches of at most ``max_tokens`` padded steps."""
+    order = np.argsort(lengths, kind="stable")
+    batches, current = [], []
+    for invoice in order:
+        longest = max(lengths[invoice], 1)
+        if current and (len(current) + 1) * longest > max_tokens or len(current) == max_invoices:
+            batches.append(np.array(current))
+            current = []
+        current.append(invoice)
+    if current:
+        batches.append(np.array(current))
+    return batches
+
+
+_TOP_K_FUNCTIONS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _top_k_function(model, k: int):
+    """A compiled ``(inputs, added=None) -> top-k item codes`` for ``model`` (traced once per
+    model and k).
+
+    ``added`` (optional, ``(batch, n_items)``) is added to the logits at every step of a sequence
+    (see ``predict_next_items``).
+    """
+    cached = _TOP_K_FUNCTIONS.setdefault(model, {})
+    if k in cached:
+        return cached[k]
+    n_items = model.output.shape[-1]
+    never = tf.one_hot(START, n_items, on_value=-np.inf, off_value=0.0)  # never recommend "start"
+    spec = tf.TensorSpec((None, None), tf.int32)
+    signature = {"items": spec}
+    if uses_customers(model):
+        signature["customers"] = spec
+    if uses_history(model):
+        signature["history_items"] = spec
+        signature["history_weights"] = tf.TensorSpec((None, None), tf.float32)
+
+    nothing = np.zeros((1, n_items), dtype=np.float32)
+
+    @tf.function(input_signature=[signature, tf.TensorSpec((None, n_items), tf.float32)])
+    def compiled(inputs, added):
+        logits = model(inputs, training=False) + added[:, None, :]
+        return tf.math.top_k(logits + never, k=k).indices
+
+    def top_k(inputs, added=None):
+        return compiled(inputs, nothing if added is None else np.asarray(added, dtype=np.float32))
+
+    cached[k] = top_k
+    return top_k
+
+
+def predict_next_items(
+    model,
+    invoices: Invoices,
+    k: int = 5,
+    max_tokens: int = 32768,
+    progress: bool = False,
+    bias: np.ndarray | None = None,
+):
+    """Top-k next items at every step of every invoice, in batches: ``(invoices.n_steps, k)``.
+
+    Each invoice is fed whole as ``[0, s_1, ..., s_{n-1}]``; because the model is causal, its
+    output at step ``t`` sees exactly the items bought before step ``t``, which is what the
+    one-step-at-a-time loop computes. Invoices are sorted by length and padded on the right to
+    the longest in their batch, so little work is spent on padding.
+
+    ``bias`` (``(customer codes, n_items)``, optional) is added to the logits of every step of an
+    invoice, by the invoice's customer code (see ``history_boost``).
+    """
+    top_k = _top_k_function(model, k)
+    previous = invoices.previous()
+    lengths = invoices.lengths
+    out = np.zeros((invoices.n_steps, k), dtype=np.int32)
+    for batch in tqdm(length_batches(lengths, max_tokens), disable=not progress, desc="predict"):
+        width = max(int(lengths[batch].max()), 1)
+        X = np.zeros((len(batch), width), dtype=np.int32)
+        position = np.arange(width)[None, :] < lengths[batch][:, None]
+        starts = invoices.indptr[batch]
+        rows = (starts[:, None] + np.arange(width)[None, :])[position]
+        X[position] = previous[rows]
+        added = None if bias is None else bias[invoices.customers[batch]]
+        out[rows] = np.asarray(top_k(_invoice_inputs(model, X, invoices, batch), added))[position]
+    return out
+
+
+def history_boost(split: Split, weight: float = 1.0) -> np.ndarray:
+    """``weight * log(1 + n)`` per customer code and item code: ``n`` counts how often the
+    customer bought the item in the training period (row 0, unknown customers, is all zeros).
+
+    Passed as ``bias`` to ``predict_next_items`` (``LSTMRecommender(boost=weight)`` does), it
+    raises the items a known customer bought before, by a weight tuned on validation.
+    """
+    return weight * np.log1p(purchase_counts(split))
+
+
+def predict_from_previous_only(model, invoices: Invoices, k: int = 5, batch_size: int = 4096):
+    """Top-k next items from the previous item alone, starting every step from the zero state.
+
+    This is what the source's ``generate_prediction`` computes: it builds its feed dictionary
+    with the zero state once per invoice and never feeds the returned state back, so every step
+    sees only the previous item. Kept to measure what that bug costs.
+    """
+    top_k = _top_k_function(model, k)
+    previous = invoices.previous()[:, None]
+    invoice_of_step = np.repeat(np.arange(len(invoices)), invoices.lengths)
+    out = np.zeros((invoices.n_steps, k), dtype=np.int32)
+    for start in range(0, invoices.n_steps, batch_size):
+        rows = slice(start, start + batch_size)
+        inputs = _invoice_inputs(model, previous[rows], invoices, invoice_of_step[rows])
+        out[rows] = np.asarray(top_k(inputs))[:, 0]
+    return out
+
+
+def step_model(model):
+    """A model for one step at a time that takes and returns the LSTM states explicitly.
+
+    It shares every layer (and so every weight) with ``model``: inputs ``items`` (batch, 1)
+    [, ``customers``] and ``h_i``, ``c_i`` per LSTM layer; outputs the logits ``(batch, 1,
+    n_items)`` and the new states, which the caller feeds back at the next step.
+    """
+    names = [layer.name for layer in model.layers]
+    n_layers = sum(name.startswith("lstm_") for name in names)
+    hidden = model.get_layer("lstm_0").units
+    items = keras.Input((1,), dtype="int32", name="items")
+    inputs = {"items": items}
+    x = model.get_layer("item_embedding")(items)
+    if "customer_embedding" in names:
+        customers = keras.Input((1,), dtype="int32", name="customers")
+        inputs["customers"] = customers
+        u = model.get_layer("customer_embedding")(customers)
+        x = model.get_layer("concat")([u, x])
+    states = []
+    for layer in range(n_layers):
+        h = keras.Input((hidden,), name=f"h_{layer}")
+        c = keras.Input((hidden,), name=f"c_{layer}")
+        inputs[f"h_{layer}"], inputs[f"c_{layer}"] = h, c
+        x, h_new, c_new = model.get_layer(f"lstm_{layer}")(x, initial_state=[h, c])
+        states += [h_new, c_new]
+    if "concat_output" in names:
+        x = model.get_layer("concat_output")([x, u])
+    logits = model.get_layer("logits")(x)
+    if "history_bias" in names:
+        history_items = keras.Input((None,), dtype="int32", name="history_items")
+        history_weights = keras.Input((None,), dtype="float32", name="history_weights")
+        inputs["history_items"], inputs["history_weights"] = history_items, history_weights
+        logits = model.get_layer("history_bias")([logits, history_items, history_weights])
+    return keras.Model(inputs, [logits, *states], name="step")
+
+
+def predict_stepwise(model, invoices: Invoices, k: int = 5, progress: bool = False) -> np.ndarray:
+    """The reference loop: one model call per purchase, carrying the LSTM state along.
+
+    This is the source chapter's ``generate_prediction`` with its state bug fixed (the state
+    returned by each step is fed into the next one). It is slow by design: use it to check
+    ``predict_next_items`` and to time it.
+    """
+    stepper = step_model(model)
+    n_layers = (len(stepper.outputs) - 1) // 2
+    hidden = model.get_layer("lstm_0").units
+    out = np.zeros((invoices.n_steps, k), dtype=np.int32)
+    previous = invoices.previous()
+    for g in tqdm(range(len(invoices)), disable=not progress, desc="step by step"):
+        states = [np.zeros((1, hidden), dtype=np.float32) for _ in range(2 * n_layers)]
+        for i in range(invoices.indptr[g], invoices.indptr[g + 1]):
+            inputs = _invoice_inputs(model, np.array([[previous[i]]]), invoices, np.array([g]))
+            for layer in range(n_layers):
+                inputs[f"h_{layer}"], inputs[f"c_{layer}"] = (
+                    states[2 * layer],
+                    states[2 * layer + 1],
+                )
+            logits, *states = stepper(inputs, training=False)
+            logits = np.asarray(logits).reshape(-1).copy()
+            states = [np.asarray(s) for s in states]
+            logits[START] = -np.inf
+            top = np.argpartition(-logits, k)[:k]
+            out[i] = top[np.argsort(-logits[top], kind="stable")]
+    return out
+
+
+@njit(cache=True)
+def _drop_bought(candidates, items, indptr, k):
+    out = np.zeros((candidates.shape[0], k), dtype=np.int32)
+    for g in range(len(indptr) - 1):
+        start = indptr[g]
+        for i in range(start, indptr[g + 1]):
+            j = 0
+            for item in candidates[i]:
+                seen = False
+                for b in range(start, i):
+                    if items[b] == item:
+                        seen = True
+                        break
+                if not seen:
+                    out[i, j] = item
+                    j += 1
+                    if j == k:
+                        break
+    return out
+
+
+def drop_bought(candidates, invoices: Invoices, k: int = 5) -> np.ndarray:
+    """The first ``k`` candidates of each step that were not bought earlier in the same invoice.
+
+    ``candidates`` is ``(n_steps, m)`` with ``m > k`` best first; rows with fewer than ``k``
+    candidates left are filled with 0.
+    """
+    candidates = np.ascontiguousarray(candidates, dtype=np.int32)
+    return _drop_bought(candidates, invoices.items, invoices.indptr, k)
