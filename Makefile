@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 CHAPTERS := $(sort $(wildcard chapters/*.ipynb))
 
-.PHONY: help venv book test unit nbval expected full data lint bench clean
+.PHONY: help venv book test unit nbval expected full ladders data lint bench clean
 
 help:
 	@echo "make book   build the HTML book into _build/html from the committed outputs (offline)"
@@ -16,6 +16,7 @@ help:
 	@echo "make data   download the data sets into the cache"
 	@echo "make lint   ruff over the package, tests and chapter sources"
 	@echo "make nbval  every chapter in subset mode, recorded metrics checked against tests/expected"
+	@echo "make ladders  the measured rungs from the source's configurations (benchmarks/results/ladder_*.json)"
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -54,6 +55,11 @@ expected: $(STAMP)
 # Re-execute chapters on the full data: all of them, or `make full ONLY="chapters/02_als.md"`.
 full: $(STAMP)
 	env -u RECSYS_SUBSET $(BIN)/python -m recsys_helpers.book.execute $(ONLY)
+
+# The rungs from each source configuration to the chapters' models, on the full data (about 40
+# minutes on 2 cores): all ladders, or `make ladders ONLY="bpr item_lstm"`. Re-execute the chapters.
+ladders: $(STAMP)
+	env -u RECSYS_SUBSET $(BIN)/python -m recsys_helpers.book.ladders $(ONLY)
 
 data: $(STAMP)
 	$(BIN)/python -m recsys_helpers.datasets

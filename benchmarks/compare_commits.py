@@ -18,12 +18,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from recsys_helpers.book.execute import cpu_model
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
@@ -37,16 +38,6 @@ nb = jupytext.read(path)
 NotebookClient(nb, timeout=3600, kernel_name="python3",
                resources={"metadata": {"path": path.rsplit("/", 1)[0]}}).execute()
 """
-
-
-def cpu_model() -> str:
-    """The CPU's model name and whether it has AVX-512 (``/proc/cpuinfo`` where there is one)."""
-    info = Path("/proc/cpuinfo")
-    if not info.exists():
-        return platform.processor() or platform.machine()
-    text = info.read_text()
-    name = next((line.split(":", 1)[1].strip() for line in text.splitlines() if line.startswith("model name")), "?")
-    return f"{name}, {os.cpu_count()} cores, {'AVX-512' if 'avx512f' in text else 'no AVX-512'}"
 
 
 def run_chapter(tree: Path, chapter: str) -> float:

@@ -301,3 +301,63 @@ def test_learned_history_option_trains_and_predicts(split):
     assert recs.shape == (invoices.n_steps, 5) and (recs > 0).all()
     with pytest.raises(ValueError, match="histories"):
         model.next_items(invoices_of(split, "validation").take(np.arange(5)), 5)
+
+
+# --- the source's configuration ---------------------------------------------------------------
+
+
+def test_source_init_draws_uniform_weights_and_no_forget_bias():
+    keras.utils.set_random_seed(0)
+    model = lstm.build_lstm(30, embedding_dim=8, hidden=6, layers=2, init="source")
+    for name in ("item_embedding", "lstm_0", "lstm_1", "logits"):
+        for weight in model.get_layer(name).weights:
+            values = weight.numpy()
+            if name.startswith("lstm") and "bias" in weight.path:
+                assert np.all(values == 0), "the source's LSTM biases start at 0, forget gate too"
+            else:
+                assert np.abs(values).max() <= 0.1 and values.std() > 0.03
+    kernels = [model.get_layer(f"lstm_{i}").weights[1].numpy() for i in range(2)]
+    assert not np.allclose(kernels[0], kernels[1]), "every weight gets its own draw"
+    with pytest.raises(ValueError):
+        lstm.build_lstm(30, init="glorot")
+
+
+def test_carried_state_flows_from_one_batch_to_the_next(split):
+    params = lstm.ITEM_LSTM_SOURCE | {"embedding_dim": 8, "hidden": 8, "batch_size": 16, **QUIET}
+    model = lstm.LSTMRecommender(**params).fit(split, epochs=1)
+    assert isinstance(model.optimizer_, keras.optimizers.SGD)
+    assert model.optimizer_.global_clipnorm == 5.0
+    # the epoch ended with a reset: the state is zero again
+    assert all(np.all(state.numpy() == 0) for state in model.states_)
+    batch = next(iter(model.batches(np.random.default_rng(0))))
+    model.compute_loss(batch, training=False)
+    carried = [state.numpy().copy() for state in model.states_]
+    assert all(np.abs(state).max() > 0 for state in carried), "a batch leaves its final state"
+    # the next batch starts from that state: same batch, other start, other loss
+    first = float(model.compute_loss(batch, training=False))
+    for state in model.states_:
+        state.assign(tf.zeros_like(state))
+    assert float(model.compute_loss(batch, training=False)) != pytest.approx(first)
+    # and every batch is a full one
+    assert all(len(b[0]) == 16 for b in model.batches(np.random.default_rng(1)))
+
+
+def test_carried_state_matches_the_stateless_model_from_zero(split):
+    params = lstm.ITEM_LSTM_SOURCE | {"embedding_dim": 8, "hidden": 8, "batch_size": 16, **QUIET}
+    model = lstm.LSTMRecommender(**params).fit(split, epochs=1)
+    targets, items = next(iter(model.batches(np.random.default_rng(0))))
+    stateless = model.model({"items": items}, training=False)
+    carried = model._logits({"items": items}, training=False)  # the state is zero after fit
+    np.testing.assert_allclose(np.asarray(carried), np.asarray(stateless), atol=1e-5)
+
+
+def test_allow_start_lets_code_zero_be_recommended(split):
+    invoices = invoices_of(split, "validation")
+    model = lstm.build_lstm(split.n_items + 1, embedding_dim=4, hidden=4)
+    logits_bias = model.get_layer("logits").weights[1]
+    logits_bias.assign(np.where(np.arange(split.n_items + 1) == 0, 100.0, 0.0).astype("float32"))
+    with_start = lstm.predict_from_previous_only(model, invoices, allow_start=True)
+    assert np.all(with_start[:, 0] == 0)
+    assert not np.any(lstm.predict_from_previous_only(model, invoices) == 0)
+    assert np.all(lstm.predict_next_items(model, invoices, allow_start=True)[:, 0] == 0)
+    assert not np.any(lstm.predict_next_items(model, invoices) == 0)

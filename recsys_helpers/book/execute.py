@@ -10,6 +10,8 @@ Usage: ``python -m recsys_helpers.book.execute [chapters/NAME.md ...]`` (default
 from __future__ import annotations
 
 import json
+import os
+import platform
 import sys
 import time
 from pathlib import Path
@@ -36,6 +38,20 @@ def execute(source: Path, timeout: int = 3600) -> Path:
     target = source.with_suffix(".ipynb")
     jupytext.write(nb, target, fmt="ipynb")
     return target
+
+
+def cpu_model() -> str:
+    """The CPU's model name, its cores and whether it has AVX-512 (from ``/proc/cpuinfo``).
+
+    Timings depend on the machine; results files say which one they were measured on.
+    """
+    info = Path("/proc/cpuinfo")
+    if not info.exists():
+        return f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores"
+    text = info.read_text()
+    lines = text.splitlines()
+    name = next((line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")), "?")
+    return f"{name}, {os.cpu_count()} cores, {'AVX-512' if 'avx512f' in text else 'no AVX-512'}"
 
 
 def record_timing(chapter: str, seconds: float, path: Path = TIMINGS) -> None:

@@ -49,6 +49,20 @@ ITEM_LSTM = {
 #: The user LSTM of chapter 7: the item LSTM plus a customer vector of 32, the customer hidden in
 #: 30% of the training windows, and the purchase-history bonus weight chosen on validation.
 USER_LSTM = ITEM_LSTM | {"customer_dim": 32, "hide_customers": 0.3, "boost": 1.0}
+#: The source chapter's item LSTM, ported as faithfully as Keras 3 allows: windows of 5 steps at
+#: every position, two LSTMs of 200 units over embeddings of 200, weights uniform in +-0.1 and
+#: no forget-gate bias (``init="source"``), plain SGD at 1.0 with the global gradient norm
+#: clipped at 5, batches of 20 windows whose LSTM state is carried from one shuffled batch to the
+#: next, padded targets in the loss, one epoch.
+ITEM_LSTM_SOURCE = {
+    "num_steps": 5, "stride": 1, "embedding_dim": 200, "hidden": 200, "layers": 2,
+    "dropout": 0.0, "batch_size": 20, "learning_rate": 1.0, "optimizer": "sgd", "clipnorm": 5.0,
+    "carry_state": True, "init": "source", "mask_padding": False, "drop_bought": False,
+    "epochs": 1,
+}
+#: The source's user LSTM: the same, with a customer vector of 200 concatenated to every item
+#: vector (its table sized by the customers; the source sizes it by the items).
+USER_LSTM_SOURCE = ITEM_LSTM_SOURCE | {"customer_dim": 200}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -67,6 +81,7 @@ def build_lstm(
     customer_to_output: bool = False,
     customer_dropout: float = 0.0,
     history: bool = False,
+    init: str = "keras",
 ):
     """Item embedding (+ customer embedding) -> ``layers`` stacked LSTMs -> dense logits.
 
@@ -83,19 +98,41 @@ def build_lstm(
     history
         Add the customer's purchase history to the logits: inputs ``history_items`` and
         ``history_weights`` ``(batch, h)``; item ``i`` gets ``scale_i * weight`` (``HistoryBias``).
+    init
+        ``"keras"``: Keras' default initialisers (the LSTM's forget-gate bias starts at 1);
+        ``"source"``: the source's TF1 graph, every weight uniform in +-0.1 but the LSTMs' biases,
+        which start at 0, with no forget-gate bias (``BasicLSTMCell(forget_bias=0.0)``).
 
     The model takes ``{"items": (batch, steps)}`` (plus ``"customers"``, the customer code
     repeated along the steps) and returns logits ``(batch, steps, n_items)``. It is stateless
     and causal: the output at step ``t`` depends on inputs ``0..t`` only, so right padding never
     changes the outputs before it.
     """
+    if init not in ("keras", "source"):
+        raise ValueError(f"init is 'keras' or 'source', not {init!r}")
+    source = init == "source"
+
+    def uniform():  # a new initialiser for every weight (drawn from Keras' global seed)
+        return keras.initializers.RandomUniform(-0.1, 0.1)
+
+    def embedding():
+        return {"embeddings_initializer": uniform()} if source else {}
+
+    def recurrent():
+        if not source:
+            return {}
+        return {"kernel_initializer": uniform(), "recurrent_initializer": uniform(), "unit_forget_bias": False}
+
+    dense = {"kernel_initializer": uniform(), "bias_initializer": uniform()} if source else {}
     items = keras.Input((None,), dtype="int32", name="items")
     inputs = {"items": items}
-    x = keras.layers.Embedding(n_items, embedding_dim, name="item_embedding")(items)
+    x = keras.layers.Embedding(n_items, embedding_dim, name="item_embedding", **embedding())(items)
     if n_customers:
         customers = keras.Input((None,), dtype="int32", name="customers")
         inputs["customers"] = customers
-        u = keras.layers.Embedding(n_customers, customer_dim, name="customer_embedding")(customers)
+        u = keras.layers.Embedding(
+            n_customers, customer_dim, name="customer_embedding", **embedding()
+        )(customers)
         if customer_dropout:
             u = keras.layers.Dropout(
                 customer_dropout,
@@ -108,13 +145,13 @@ def build_lstm(
         if dropout:
             x = keras.layers.Dropout(dropout, seed=seed, name=f"dropout_{layer}")(x)
         x, _, _ = keras.layers.LSTM(
-            hidden, return_sequences=True, return_state=True, name=f"lstm_{layer}"
+            hidden, return_sequences=True, return_state=True, name=f"lstm_{layer}", **recurrent()
         )(x)
     if n_customers and customer_to_output:
         x = keras.layers.Concatenate(name="concat_output")([x, u])
     if dropout:
         x = keras.layers.Dropout(dropout, seed=seed, name=f"dropout_{layers}")(x)
-    logits = keras.layers.Dense(n_items, name="logits")(x)
+    logits = keras.layers.Dense(n_items, name="logits", **dense)(x)
     if history:
         history_items = keras.Input((None,), dtype="int32", name="history_items")
         history_weights = keras.Input((None,), dtype="float32", name="history_weights")
@@ -201,8 +238,15 @@ class LSTMRecommender(KerasTrainer):
         With ``history > 0`` the network also reads the customer's ``history`` most bought
         earlier items (``build_lstm(history=True)``, a learned version of ``boost``); evaluate it
         on invoices made with ``invoices_of(split, part, history=history)``.
-    embedding_dim, hidden, layers, dropout, customer_to_output, customer_dropout
+    embedding_dim, hidden, layers, dropout, customer_to_output, customer_dropout, init
         As in ``build_lstm``.
+    optimizer
+        ``"adam"`` (above) or ``"sgd"``: plain SGD at a constant ``learning_rate``, with the
+        *global* gradient norm clipped at ``clipnorm`` (the source's ``clip_by_global_norm``).
+    carry_state
+        The source's training: the LSTMs' final states of one batch are the initial states of
+        the next (shuffled) batch, reset to zero at the start of each epoch; batches smaller than
+        ``batch_size`` are skipped, as the source skips them.
     """
 
     name = "LSTM"
@@ -233,10 +277,16 @@ class LSTMRecommender(KerasTrainer):
         candidates: int = 20,
         boost: float = 0.0,
         max_tokens: int = 32768,
+        optimizer: str = "adam",
+        carry_state: bool = False,
+        init: str = "keras",
         seed: int | None = None,
         progress: bool = True,
     ):
         super().__init__(epochs, batch_size, learning_rate, seed, progress)
+        if optimizer not in ("adam", "sgd"):
+            raise ValueError(f"optimizer is 'adam' or 'sgd', not {optimizer!r}")
+        self.optimizer, self.carry_state, self.init = optimizer, carry_state, init
         self.customers, self.num_steps, self.stride = customers, num_steps, stride
         self.embedding_dim, self.customer_dim, self.hidden = embedding_dim, customer_dim, hidden
         self.layers, self.dropout = layers, dropout
@@ -282,23 +332,53 @@ class LSTMRecommender(KerasTrainer):
             customer_to_output=self.customer_to_output,
             customer_dropout=self.customer_dropout,
             history=bool(self.history),
+            init=self.init,
         )
+        if self.carry_state:
+            if self.dropout or self.customer_dropout or self.history:
+                raise ValueError("carry_state trains the plain network: no dropout, no history")
+            self.state_model_ = step_model(self.model, steps=None)
+            self.states_ = [
+                tf.Variable(tf.zeros((self.batch_size, self.hidden)), trainable=False)
+                for _ in range(2 * self.layers)
+            ]
         return [self.model]
 
     def batches(self, rng):
         for rows in shuffled_batches(len(self.windows_[0]), self.batch_size, rng):
+            if self.carry_state and len(rows) < self.batch_size:
+                continue  # the carried state has one row per window of a full batch
             yield take(self.windows_, rows)
+
+    def on_epoch_end(self) -> None:
+        if self.carry_state:  # the source starts every epoch from the zero state
+            for state in self.states_:
+                state.assign(tf.zeros_like(state))
+
+    def _logits(self, inputs: dict, training: bool):
+        if not self.carry_state:
+            return self.model(inputs, training=training)
+        inputs = {name: tf.convert_to_tensor(value) for name, value in inputs.items()}
+        for layer in range(self.layers):
+            h, c = self.states_[2 * layer : 2 * layer + 2]
+            inputs[f"h_{layer}"], inputs[f"c_{layer}"] = tf.convert_to_tensor(h), tf.convert_to_tensor(c)
+        logits, *states = self.state_model_(inputs, training=training)
+        for variable, state in zip(self.states_, states, strict=True):
+            variable.assign(tf.stop_gradient(state))  # the next batch starts from this state
+        return logits
 
     def compute_loss(self, batch, training=True):
         """The loss of a batch of windows: cross-entropy at every position, padding weighted 0."""
         targets, *inputs = batch
-        logits = self.model(dict(zip(self.input_names_, inputs, strict=True)), training=training)
+        logits = self._logits(dict(zip(self.input_names_, inputs, strict=True)), training)
         loss = self.position_loss(targets, logits)  # (windows, steps): softmax cross-entropy
         if self.mask_padding:
             loss = loss * tf.cast(targets > 0, loss.dtype)  # padded targets weigh 0
         return tf.reduce_mean(loss)  # over all positions, padding included
 
     def make_optimizer(self) -> keras.optimizers.Optimizer:
+        if self.optimizer == "sgd":
+            return keras.optimizers.SGD(learning_rate=self.learning_rate, global_clipnorm=self.clipnorm)
         steps = self.fit_epochs_ * -(-len(self.windows_[0]) // self.batch_size)
         rate = keras.optimizers.schedules.CosineDecay(
             self.learning_rate, steps, alpha=self.final_fraction
@@ -365,18 +445,19 @@ def length_batches(lengths, max_tokens: int = 32768, max_invoices: int = 512) ->
 _TOP_K_FUNCTIONS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
-def _top_k_function(model, k: int):
+def _top_k_function(model, k: int, allow_start: bool = False):
     """A compiled ``(inputs, added=None) -> top-k item codes`` for ``model`` (traced once per
-    model and k).
+    model, k and ``allow_start``).
 
     ``added`` (optional, ``(batch, n_items)``) is added to the logits at every step of a sequence
-    (see ``predict_next_items``).
+    (see ``predict_next_items``). Code 0 (start and padding) is never recommended unless
+    ``allow_start`` (the source ranks it with the items).
     """
     cached = _TOP_K_FUNCTIONS.setdefault(model, {})
-    if k in cached:
-        return cached[k]
+    if (k, allow_start) in cached:
+        return cached[k, allow_start]
     n_items = model.output.shape[-1]
-    never = tf.one_hot(START, n_items, on_value=-np.inf, off_value=0.0)  # never recommend "start"
+    never = tf.one_hot(START, n_items, on_value=0.0 if allow_start else -np.inf, off_value=0.0)
     spec = tf.TensorSpec((None, None), tf.int32)
     signature = {"items": spec}
     if uses_customers(model):
@@ -395,7 +476,7 @@ def _top_k_function(model, k: int):
     def top_k(inputs, added=None):
         return compiled(inputs, nothing if added is None else np.asarray(added, dtype=np.float32))
 
-    cached[k] = top_k
+    cached[k, allow_start] = top_k
     return top_k
 
 
@@ -406,6 +487,7 @@ def predict_next_items(
     max_tokens: int = 32768,
     progress: bool = False,
     bias: np.ndarray | None = None,
+    allow_start: bool = False,
 ):
     """Top-k next items at every step of every invoice, in batches: ``(invoices.n_steps, k)``.
 
@@ -415,9 +497,10 @@ def predict_next_items(
     the longest in their batch, so little work is spent on padding.
 
     ``bias`` (``(customer codes, n_items)``, optional) is added to the logits of every step of an
-    invoice, by the invoice's customer code (see ``history_boost``).
+    invoice, by the invoice's customer code (see ``history_boost``). ``allow_start`` lets code 0
+    compete with the items, as in the source.
     """
-    top_k = _top_k_function(model, k)
+    top_k = _top_k_function(model, k, allow_start)
     previous = invoices.previous()
     lengths = invoices.lengths
     out = np.zeros((invoices.n_steps, k), dtype=np.int32)
@@ -443,14 +526,17 @@ def history_boost(split: Split, weight: float = 1.0) -> np.ndarray:
     return weight * np.log1p(purchase_counts(split))
 
 
-def predict_from_previous_only(model, invoices: Invoices, k: int = 5, batch_size: int = 4096):
+def predict_from_previous_only(
+    model, invoices: Invoices, k: int = 5, batch_size: int = 4096, allow_start: bool = False
+):
     """Top-k next items from the previous item alone, starting every step from the zero state.
 
     This is what the source's ``generate_prediction`` computes: it builds its feed dictionary
     with the zero state once per invoice and never feeds the returned state back, so every step
-    sees only the previous item. Kept to measure what that bug costs.
+    sees only the previous item. Kept to measure what that bug costs; with ``allow_start`` code
+    0 competes with the items, as in the source's ``argpartition`` over all logits.
     """
-    top_k = _top_k_function(model, k)
+    top_k = _top_k_function(model, k, allow_start)
     previous = invoices.previous()[:, None]
     invoice_of_step = np.repeat(np.arange(len(invoices)), invoices.lengths)
     out = np.zeros((invoices.n_steps, k), dtype=np.int32)
@@ -461,21 +547,23 @@ def predict_from_previous_only(model, invoices: Invoices, k: int = 5, batch_size
     return out
 
 
-def step_model(model):
-    """A model for one step at a time that takes and returns the LSTM states explicitly.
+def step_model(model, steps: int | None = 1):
+    """A model that takes and returns the LSTM states explicitly (one step at a time by default).
 
-    It shares every layer (and so every weight) with ``model``: inputs ``items`` (batch, 1)
-    [, ``customers``] and ``h_i``, ``c_i`` per LSTM layer; outputs the logits ``(batch, 1,
-    n_items)`` and the new states, which the caller feeds back at the next step.
+    It shares every layer (and so every weight) with ``model``: inputs ``items`` (batch, steps)
+    [, ``customers``] and ``h_i``, ``c_i`` per LSTM layer; outputs the logits ``(batch, steps,
+    n_items)`` and the final states, which the caller feeds back next time (``steps=None``
+    takes windows of any length: the source's state carrying in training). Dropout layers are
+    left out.
     """
     names = [layer.name for layer in model.layers]
     n_layers = sum(name.startswith("lstm_") for name in names)
     hidden = model.get_layer("lstm_0").units
-    items = keras.Input((1,), dtype="int32", name="items")
+    items = keras.Input((steps,), dtype="int32", name="items")
     inputs = {"items": items}
     x = model.get_layer("item_embedding")(items)
     if "customer_embedding" in names:
-        customers = keras.Input((1,), dtype="int32", name="customers")
+        customers = keras.Input((steps,), dtype="int32", name="customers")
         inputs["customers"] = customers
         u = model.get_layer("customer_embedding")(customers)
         x = model.get_layer("concat")([u, x])

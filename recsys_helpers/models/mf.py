@@ -122,13 +122,19 @@ ALS_CHOSEN = {"factors": 256, "regularization": 10.0}
 #: The source chapter's SGD MF, and the one chapter 3 chooses on validation.
 SGD_MF_SOURCE = {
     "factors": 128, "l2": 1e-7, "negatives": 5, "batch_size": 5000, "learning_rate": 0.005,
-    "random_users": True, "epochs": 10,
+    "random_users": True, "epochs": 10, "source_init": True,
 }
-SGD_MF_CHOSEN = SGD_MF_SOURCE | {"l2": 3e-8, "random_users": False}
-#: BPR as chapter 4 trains it (the source: 128 factors, learning rate 0.0005, 75 epochs).
-BPR_CHOSEN = {
-    "factors": 256, "l2_user": 1e-7, "l2_item": 1e-7, "l2_bias": 1e-7, "batch_size": 15_000,
-    "steps_per_epoch": 30, "learning_rate": 0.002, "epochs": 30,
+SGD_MF_CHOSEN = SGD_MF_SOURCE | {"l2": 3e-8, "random_users": False, "source_init": False}
+#: The source chapter's BPR (its "penalty" on the raw biases and its bias initialisation), and
+#: BPR as chapter 4 trains it.
+BPR_SOURCE = {
+    "factors": 128, "l2_user": 1e-7, "l2_item": 1e-7, "l2_bias": 1e-7, "batch_size": 15_000,
+    "steps_per_epoch": 30, "learning_rate": 0.0005, "epochs": 75, "source_init": True,
+    "source_penalty": True,
+}
+BPR_CHOSEN = BPR_SOURCE | {
+    "factors": 256, "learning_rate": 0.002, "epochs": 30, "source_init": False,
+    "source_penalty": False,
 }
 
 
@@ -137,21 +143,28 @@ BPR_CHOSEN = {
 
 
 def build_mf_model(
-    n_users: int, n_items: int, factors: int, user_bias: bool = True, seed: int = 42
+    n_users: int,
+    n_items: int,
+    factors: int,
+    user_bias: bool = True,
+    seed: int = 42,
+    source_init: bool = False,
 ) -> keras.Model:
     """Score of (user, item): ``[mu + b_u] + b_i + p_u . q_i`` as a plain ``keras.Model``.
 
     The inputs are two integer vectors; the output is one logit per pair. ``user_bias=False``
     drops ``mu`` and ``b_u`` (BPR: they cancel in a difference of two items' scores). Factors
-    start uniform in +-sqrt(2 / factors), as in the source.
+    start uniform in +-sqrt(2 / factors), as in the source. So do the biases, where the source's
+    ``embed(..., dim=1)`` starts them in +-sqrt(2 / 1), about +-1.4 (``source_init=True``).
     """
     std = float(np.sqrt(2.0 / factors))
     init = keras.initializers.RandomUniform(-std, std, seed=seed)
+    b_std = float(np.sqrt(2.0)) if source_init else std
     user = keras.Input(shape=(), dtype="int32", name="user")
     item = keras.Input(shape=(), dtype="int32", name="item")
     p_u = layers.Embedding(n_users, factors, embeddings_initializer=init, name="user_factors")(user)
     q_i = layers.Embedding(n_items, factors, embeddings_initializer=init, name="item_factors")(item)
-    b_init = keras.initializers.RandomUniform(-std, std, seed=seed + 1)
+    b_init = keras.initializers.RandomUniform(-b_std, b_std, seed=seed + 1)
     b_i = layers.Embedding(n_items, 1, embeddings_initializer=b_init, name="item_bias")(item)
     terms = [layers.Dot(axes=1, name="dot")([p_u, q_i]), b_i]
     if user_bias:
@@ -172,17 +185,24 @@ class KerasFactorModel(KerasTrainer, FactorModel):
     user_bias = True
 
     def __init__(
-        self, factors=128, batch_size=5000, learning_rate=0.005, epochs=10, seed=None, progress=True
+        self,
+        factors=128,
+        batch_size=5000,
+        learning_rate=0.005,
+        epochs=10,
+        source_init=False,
+        seed=None,
+        progress=True,
     ):
         super().__init__(epochs, batch_size, learning_rate, seed, progress)
-        self.factors = factors
+        self.factors, self.source_init = factors, source_init
 
     def build(self, split: Split) -> list:
         self.popularity_ = item_popularity(split)
         self.n_customers, self.n_items = split.n_customers, split.n_items
         self.customers_, self.items_ = training_pairs(split)
         self.model = build_mf_model(
-            split.n_customers, split.n_items, self.factors, self.user_bias, self.seed
+            split.n_customers, split.n_items, self.factors, self.user_bias, self.seed, self.source_init
         )
         self._embeddings = {
             n: self.model.get_layer(n).embeddings
@@ -238,10 +258,11 @@ class SGDMF(KerasFactorModel):
         learning_rate=0.005,
         epochs=10,
         random_users=True,
+        source_init=False,
         seed=None,
         progress=True,
     ):
-        super().__init__(factors, batch_size, learning_rate, epochs, seed, progress)
+        super().__init__(factors, batch_size, learning_rate, epochs, source_init, seed, progress)
         self.l2, self.negatives, self.random_users = l2, negatives, random_users
 
     def batches(self, rng):
@@ -280,7 +301,8 @@ class BPR(KerasFactorModel):
     (bootstrap sampling) and a uniformly random item ``j`` for each; an epoch is
     ``steps_per_epoch`` steps. The regulariser is ``l2_user ||p_u||^2 + l2_item (||q_i||^2 +
     ||q_j||^2) + l2_bias (b_i^2 + b_j^2)`` over the batch: squares of the biases, where the source
-    summed the raw biases (which rewards negative biases instead of shrinking them).
+    summed the raw biases, which rewards negative biases instead of shrinking them
+    (``source_penalty=True`` reproduces it).
     """
 
     name = "BPR"
@@ -296,12 +318,14 @@ class BPR(KerasFactorModel):
         steps_per_epoch=30,
         learning_rate=0.0005,
         epochs=75,
+        source_init=False,
+        source_penalty=False,
         seed=None,
         progress=True,
     ):
-        super().__init__(factors, batch_size, learning_rate, epochs, seed, progress)
+        super().__init__(factors, batch_size, learning_rate, epochs, source_init, seed, progress)
         self.l2_user, self.l2_item, self.l2_bias = l2_user, l2_item, l2_bias
-        self.steps_per_epoch = steps_per_epoch
+        self.steps_per_epoch, self.source_penalty = steps_per_epoch, source_penalty
 
     def batches(self, rng):
         for _ in range(self.steps_per_epoch):
@@ -320,8 +344,9 @@ class BPR(KerasFactorModel):
         p_u = tf.gather(self._embeddings["user_factors"], users)
         q = tf.gather(self._embeddings["item_factors"], both)
         b = tf.gather(self._embeddings["item_bias"], both)
+        bias_penalty = tf.reduce_sum(b) if self.source_penalty else tf.reduce_sum(b * b)
         return (
             self.l2_user * tf.reduce_sum(p_u * p_u)
             + self.l2_item * tf.reduce_sum(q * q)
-            + self.l2_bias * tf.reduce_sum(b * b)
+            + self.l2_bias * bias_penalty
         )

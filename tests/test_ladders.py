@@ -1,0 +1,75 @@
+"""The ladders from the source's configurations to the chapters' models (``book.ladders``)."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from recsys_helpers.book import ladders
+from recsys_helpers.models import lstm, mf
+
+
+@pytest.mark.parametrize("name", sorted(ladders.LADDERS))
+def test_a_ladder_starts_at_the_source_and_ends_at_the_chapters_model(name):
+    ladder = ladders.LADDERS[name]
+    path = ladder.path()
+    assert path[0][1] == ladder.base | ladder.source
+    end = ladder.end()
+    assert all(end[key] == value for key, value in ladder.final.items()), "the path ends elsewhere"
+    model = ladder.model(**end)
+    chosen = ladder.model(**(ladder.base | ladder.final))
+    assert vars(model) == vars(chosen), "same model as the chapter's configuration"
+
+
+@pytest.mark.parametrize("name", sorted(ladders.LADDERS))
+def test_every_rung_taken_changes_what_it_says_and_no_more(name):
+    ladder = ladders.LADDERS[name]
+    previous = ladder.base | ladder.source
+    for rung, params in ladder.path():
+        changed = {k for k in params if params[k] != previous.get(k)}
+        assert changed <= set(rung.params), f"{rung.change}: {changed - set(rung.params)}"
+        if not rung.side:
+            previous = params
+
+
+def test_the_source_configurations_are_the_sources():
+    assert mf.BPR_SOURCE["factors"] == 128 and mf.BPR_SOURCE["learning_rate"] == 0.0005
+    assert mf.BPR_SOURCE["epochs"] == 75 and mf.BPR_SOURCE["source_penalty"]
+    assert lstm.ITEM_LSTM_SOURCE["hidden"] == 200 and lstm.ITEM_LSTM_SOURCE["layers"] == 2
+    assert lstm.ITEM_LSTM_SOURCE["batch_size"] == 20 and lstm.ITEM_LSTM_SOURCE["carry_state"]
+
+
+def _tiny(name):
+    if name in ("sgd_mf", "bpr"):
+        return {"epochs": 2, "factors": 8, "steps_per_epoch": 3, "batch_size": 256} if name == "bpr" else {
+            "epochs": 2, "factors": 8, "batch_size": 256}
+    return {"epochs": 1, "embedding_dim": 8, "hidden": 8, "customer_dim": 4}
+
+
+@pytest.mark.parametrize("name", ["sgd_mf", "bpr", "item_lstm", "user_lstm"])
+def test_run_measures_every_rung_and_the_table_ends_with_the_chapter(name, split, tmp_path):
+    ladder = ladders.LADDERS[name]
+    result = ladders.run(ladder, split, overrides=_tiny(name), progress=False)
+    rungs = result["rungs"]
+    assert len(rungs) == len(ladder.rungs)
+    assert all(0 <= r["value"] <= 1 for r in rungs)
+    assert [r["side"] for r in rungs] == [r.side for r in ladder.rungs]
+    assert not rungs[1]["trained"] or name in ("sgd_mf", "bpr")  # LSTMs: rung 1 only re-evaluates
+    path = ladders.write(result, tmp_path)
+    again = ladders.read(name, tmp_path)
+    assert again["rungs"][0]["value"] == pytest.approx(rungs[0]["value"])
+    chapter = {rung.change: 0.5 for rung in ladder.chapter}
+    steps = ladders.table(again, chapter)
+    assert len(steps) == len(ladder.rungs) + len(ladder.chapter)
+    assert steps["validation"].iloc[-1] == 0.5 and steps["run by"].iloc[-1] == "this chapter"
+    taken = steps[steps["taken"]]
+    assert np.allclose(taken["gain"].iloc[1:], np.diff(taken["validation"]))
+    assert path.name == f"ladder_{name}.json"
+    with pytest.raises(ValueError):
+        ladders.table(again, {"something else": 0.1, **dict(list(chapter.items())[1:])})
+
+
+def test_plot_draws_one_bar_per_rung():
+    steps = pd.DataFrame({"change": ["a", "b", "c"], "validation": [0.1, 0.2, 0.15],
+                          "taken": [True, True, False]})
+    fig = ladders.plot(steps, published=0.12, metric="accuracy", title="t")
+    assert len(fig.axes[0].patches) == 3
