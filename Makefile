@@ -56,7 +56,7 @@ expected: $(STAMP)
 full: $(STAMP)
 	env -u RECSYS_SUBSET $(BIN)/python -m recsys_helpers.book.execute $(ONLY)
 
-# The rungs from each source configuration to the chapters' models, on the full data (about 40
+# The rungs from each source configuration to the chapters' models, on the full data (about 75
 # minutes on 2 cores): all ladders, or `make ladders ONLY="bpr item_lstm"`. Re-execute the chapters.
 ladders: $(STAMP)
 	env -u RECSYS_SUBSET $(BIN)/python -m recsys_helpers.book.ladders $(ONLY)

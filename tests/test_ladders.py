@@ -73,3 +73,30 @@ def test_plot_draws_one_bar_per_rung():
                           "taken": [True, True, False]})
     fig = ladders.plot(steps, published=0.12, metric="accuracy", title="t")
     assert len(fig.axes[0].patches) == 3
+
+
+def test_source_spread_trains_the_source_configuration_with_other_seeds(split):
+    ladder = ladders.LADDERS["sgd_mf"]
+    spread = ladders.source_spread(ladder, split, [1, 2], overrides=_tiny("sgd_mf"))
+    assert sorted(spread) == [1, 2] and all(0 <= v <= 1 for v in spread.values())
+
+
+def test_a_rerun_reuses_the_rungs_an_earlier_result_ran_with_the_same_parameters(split, monkeypatch):
+    ladder = ladders.LADDERS["item_lstm"]
+    first = ladders.run(ladder, split, overrides=_tiny("item_lstm"), progress=False)
+    trained = []
+    original = ladder.model.fit
+    monkeypatch.setattr(ladder.model, "fit", lambda self, *a, **k: trained.append(1) or original(self, *a, **k))
+    again = ladders.run(ladder, split, overrides=_tiny("item_lstm"), progress=False, previous=first)
+    assert not trained and again["rungs"] == first["rungs"]
+    changed = dict(first, rungs=[dict(r) for r in first["rungs"]])
+    changed["rungs"][3]["params"] = dict(changed["rungs"][3]["params"], hidden=999)
+    ladders.run(ladder, split, overrides=_tiny("item_lstm"), progress=False, previous=changed)
+    assert len(trained) == 4, "rungs 3 (changed), 4, 5 and 6 train again; 0-2 are reused"
+
+
+def test_styled_table_keeps_whole_descriptions():
+    steps = pd.DataFrame({"change": ["x" * 120], "epochs": [1], "validation": [0.1234567], "gain": [np.nan],
+                          "taken": [True], "fit seconds": [12.345], "run by": ["make ladders"]})
+    html = ladders.styled(steps).to_html()
+    assert "x" * 120 in html and "0.1235" in html and "12" in html and "nan" not in html.lower()

@@ -84,7 +84,8 @@ class Ladder:
         return self.path()[-1][1]
 
 
-LSTM_COMMON = (
+#: The source's windows (five steps at every position), one epoch each: the source's budget.
+LSTM_SOURCE_STAGE = (
     Rung("the source's evaluation: previous item only, code 0 may be recommended", {}, "source"),
     Rung("feed the whole invoice so far, as the state should be", {}, "prefix_with_start"),
     Rung("never recommend code 0 (start and padding)", {}, "prefix"),
@@ -95,16 +96,13 @@ LSTM_COMMON = (
         {"optimizer": "adam", "learning_rate": 1e-2},
         "prefix",
     ),
-    Rung(
-        "windows of 16 steps without overlap (not taken)",
-        {"num_steps": 16, "stride": 16, "batch_size": 64},
-        "prefix",
-        side=True,
-    ),
-    Rung("windows of 32 steps every 16, batches of 64", {"num_steps": 32, "stride": 16, "batch_size": 64}, "prefix"),
-    Rung(
-        "batches of 256 windows (not taken)", {"batch_size": 256}, "prefix", side=True
-    ),
+)
+#: From here on the chapters' budget: eight epochs of the longer windows, which cost less per
+#: epoch than one epoch of the source's (each purchase is in about 1.5 windows instead of 5).
+OUR_WINDOWS = Rung(
+    "windows of 32 steps every 16, batches of 64, 8 epochs",
+    {"num_steps": 32, "stride": 16, "batch_size": 64, "epochs": 8},
+    "prefix",
 )
 SMALL_NETWORK = {"layers": 1, "hidden": 128, "embedding_dim": 64, "dropout": 0.2, "init": "keras"}
 
@@ -164,28 +162,13 @@ LADDERS = {
         source=lstm.ITEM_LSTM_SOURCE,
         final=lstm.ITEM_LSTM,
         published=0.071,
-        rungs=(
-            *LSTM_COMMON,
+        rungs=(*LSTM_SOURCE_STAGE, OUR_WINDOWS),
+        chapter=(
             Rung(
                 "one LSTM of 128 over embeddings of 64, dropout 0.2, Keras' initialisers",
                 SMALL_NETWORK,
                 "prefix",
             ),
-            Rung(
-                "twice as wide: embeddings of 128, 256 units (not taken)",
-                {"embedding_dim": 128, "hidden": 256},
-                "prefix",
-                side=True,
-            ),
-            Rung(
-                "learning rate 0.005, no dropout, no decay (not taken)",
-                {"learning_rate": 0.005, "dropout": 0.0, "final_fraction": 1.0},
-                "prefix",
-                side=True,
-            ),
-        ),
-        chapter=(
-            Rung("8 epochs", {"epochs": 8}, "prefix"),
             Rung("remove items already in the invoice", {"drop_bought": True}, "model"),
         ),
     ),
@@ -198,30 +181,17 @@ LADDERS = {
         final=lstm.USER_LSTM | {"customers": True},
         published=0.252,
         rungs=(
-            *LSTM_COMMON,
+            *LSTM_SOURCE_STAGE,
+            OUR_WINDOWS,
             Rung(
                 "one LSTM of 128 over embeddings of 64, customer vector of 32, dropout 0.2, "
                 "Keras' initialisers",
                 SMALL_NETWORK | {"customer_dim": 32},
                 "prefix",
             ),
-            Rung("hide the customer of 30% of the windows", {"hide_customers": 0.3}, "prefix"),
-            Rung("customer vector of 128 (not taken)", {"customer_dim": 128}, "prefix", side=True),
-            Rung(
-                "customer vector also next to the output layer (not taken)",
-                {"customer_to_output": True},
-                "prefix",
-                side=True,
-            ),
-            Rung(
-                "a learned history bonus over the 64 most bought items (not taken)",
-                {"history": 64},
-                "prefix_history",
-                side=True,
-            ),
         ),
         chapter=(
-            Rung("8 epochs", {"epochs": 8}, "prefix"),
+            Rung("hide the customer of 30% of the windows", {"hide_customers": 0.3}, "prefix"),
             Rung("remove items already in the invoice", {"drop_bought": True}, "model"),
             Rung("purchase-history bonus at the weight chosen on validation", {"boost": 1.0}, "model"),
         ),
@@ -254,16 +224,41 @@ def measure(ladder: Ladder, rung: Rung, model, split: Split, protocol, history: 
     return float(protocol.score(recs)["accuracy"])
 
 
-def run(ladder: Ladder, split: Split, overrides: dict | None = None, progress: bool = True) -> dict:
+def _reusable(ladder: Ladder, previous: dict | None, overrides: dict) -> int:
+    """How many leading rungs of ``previous`` (an earlier result) ran exactly these rungs."""
+    if not previous or previous.get("seed") != get_settings().seed or previous.get("mode") != get_settings().mode:
+        return 0
+    count = 0
+    for (rung, params), row in zip(ladder.path()[: len(ladder.rungs)], previous["rungs"], strict=False):
+        if row["change"] != rung.change or row["params"] != json.loads(json.dumps(params | overrides, default=_plain)):
+            break
+        count += 1
+    # a rung that only re-evaluates needs the model of the rung before it: reuse whole groups
+    while count < len(ladder.rungs) and count and not ladder.rungs[count].params:
+        count -= 1
+    return count
+
+
+def run(
+    ladder: Ladder,
+    split: Split,
+    overrides: dict | None = None,
+    progress: bool = True,
+    previous: dict | None = None,
+) -> dict:
     """Train and measure every rung of ``ladder`` (not the chapter's); ``overrides`` (for tests)
-    update every rung's parameters."""
+    update every rung's parameters. Leading rungs that ``previous`` (an earlier result of the
+    same ladder, seed and mode) ran with the same parameters are taken from it, not run again."""
     configure_tensorflow()
     overrides = overrides or {}
     basket = ladder.metric == "precision"
     protocol = (BasketProtocol if basket else NextItemProtocol).from_split(split, "validation")
-    rows, model, history = [], None, None
+    reused = _reusable(ladder, previous, overrides)
+    rows, model, history = [dict(row) for row in previous["rungs"][:reused]] if reused else [], None, None
     main_model = main_history = None
     for index, (rung, params) in enumerate(ladder.path()[: len(ladder.rungs)]):
+        if index < reused:
+            continue
         params = params | overrides
         trained = bool(rung.params) or model is None
         if trained:
@@ -295,6 +290,30 @@ def run(ladder: Ladder, split: Split, overrides: dict | None = None, progress: b
     }
 
 
+def source_spread(ladder: Ladder, split: Split, seeds, overrides: dict | None = None) -> dict:
+    """The source's configuration (rung 0) trained again with other seeds: ``{seed: value}``.
+
+    One run of a configuration is one draw; this shows how far another seed moves it.
+    """
+    configure_tensorflow()
+    basket = ladder.metric == "precision"
+    protocol = (BasketProtocol if basket else NextItemProtocol).from_split(split, "validation")
+    rung, params = ladder.path()[0]
+    out = {}
+    for seed in seeds:
+        model = ladder.model(**params | (overrides or {}), seed=seed, progress=False)
+        history = []
+
+        def on_epoch(fitted, history=history):
+            history.append(protocol.evaluate(fitted)["precision"])
+            return {}
+
+        model.fit(split, callback=on_epoch if basket else None)
+        out[int(seed)] = measure(ladder, rung, model, split, protocol, history)
+        print(f"{ladder.name} source, seed {seed}: {out[int(seed)]:.4f}", flush=True)
+    return out
+
+
 def write(result: dict, folder: Path = RESULTS) -> Path:
     path = Path(folder) / f"ladder_{result['ladder']}.json"
     path.write_text(json.dumps(result, indent=1, default=_plain) + "\n")
@@ -317,24 +336,29 @@ def read(name: str, folder: Path = RESULTS) -> dict:
 # Showing
 
 
-def table(result: dict, chapter_values: dict[str, float] | None = None) -> pd.DataFrame:
+def table(
+    result: dict, chapter_values: dict[str, float] | None = None, chapter_seconds: float | None = None
+) -> pd.DataFrame:
     """The ladder as a table: one row per rung, the chapter's own rungs (``{change: value}``) last.
 
     Columns: ``change``, ``epochs``, ``validation`` (the ladder's metric), ``gain`` (over the last
-    rung taken before it), ``taken`` and ``run by`` (``make ladders`` or ``this chapter``).
+    rung taken before it), ``taken``, ``fit seconds`` (training time of a trained rung; the
+    chapter's ``chapter_seconds`` on its first rung) and ``run by`` (``make ladders`` or ``this
+    chapter``).
     """
     ladder = LADDERS[result["ladder"]]
     rows = [
         {"change": r["change"], "epochs": r["epochs"], "validation": r["value"], "taken": not r["side"],
-         "run by": "make ladders"}
+         "fit seconds": r["fit_seconds"], "run by": "make ladders"}
         for r in result["rungs"]
     ]
     own = ladder.path()[len(ladder.rungs) :]
     for (rung, params), (change, value) in zip(own, (chapter_values or {}).items(), strict=True):
         if rung.change != change:
             raise ValueError(f"chapter rung {change!r} is not {rung.change!r}")
-        rows.append({"change": change, "epochs": params.get("epochs"), "validation": value,
-                     "taken": True, "run by": "this chapter"})
+        first = rung is own[0][0]
+        rows.append({"change": change, "epochs": params.get("epochs"), "validation": value, "taken": True,
+                     "fit seconds": chapter_seconds if first else None, "run by": "this chapter"})
     out = pd.DataFrame(rows)
     last, gains = np.nan, []
     for taken, value in zip(out["taken"], out["validation"], strict=True):
@@ -343,7 +367,16 @@ def table(result: dict, chapter_values: dict[str, float] | None = None) -> pd.Da
             last = value
     out["gain"] = gains
     out.index.name = "rung"
-    return out[["change", "epochs", "validation", "gain", "taken", "run by"]]
+    return out[["change", "epochs", "validation", "gain", "taken", "fit seconds", "run by"]]
+
+
+def styled(steps: pd.DataFrame):
+    """The table for the page: whole descriptions, gains signed, seconds rounded, blanks for
+    what does not apply."""
+    return steps.style.format(
+        {"validation": "{:.4f}", "gain": "{:+.4f}", "fit seconds": "{:.0f}", "epochs": "{:.0f}"},
+        na_rep="",
+    )
 
 
 def plot(steps: pd.DataFrame, published: float, metric: str, title: str):
@@ -366,11 +399,24 @@ def _short(text: str, width: int = 58) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
-def main(names: list[str]) -> None:
+def main(args: list[str]) -> None:
+    """``[--seeds S ...] [names]``: run the ladders; with ``--seeds``, only add the spread of
+    the source's configuration over those seeds to existing result files."""
+    seeds = []
+    if args and args[0] == "--seeds":
+        args = args[1:]
+        while args and args[0].isdigit():
+            seeds.append(int(args.pop(0)))
     split = load_split()
-    for name in names or list(LADDERS):
+    for name in args or list(LADDERS):
         start = time.perf_counter()
-        path = write(run(LADDERS[name], split))
+        if seeds:
+            result = read(name)
+            result["source_seeds"] = {str(k): v for k, v in source_spread(LADDERS[name], split, seeds).items()}
+        else:
+            path = RESULTS / f"ladder_{name}.json"
+            result = run(LADDERS[name], split, previous=read(name) if path.exists() else None)
+        path = write(result)
         print(f"wrote {path} in {time.perf_counter() - start:.0f} s", flush=True)
 
 
