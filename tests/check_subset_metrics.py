@@ -14,12 +14,13 @@ expected values with ``make expected`` and say in the commit why they changed.
 
 import json
 import math
-import os
 import re
 import sys
 from pathlib import Path
 
 import pytest
+
+from recsys_helpers.settings import get_settings
 
 EXPECTED = Path(__file__).resolve().parent / "expected" / "subset_metrics.json"
 RECORDED = re.compile(r"^[a-z0-9_]+_(val|test)_[a-z0-9_]+$")
@@ -44,8 +45,8 @@ def read_record_file(path) -> dict[str, float]:
 
 
 def _recorded() -> dict[str, float]:
-    path = os.environ.get("RECSYS_RECORD_FILE", "")
-    if not path or not Path(path).exists():
+    path = get_settings().record_file
+    if path is None or not path.exists():
         pytest.fail("RECSYS_RECORD_FILE names no file: run the chapters first (make test)")
     return read_record_file(path)
 

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import ast
 import json
-import os
 import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 import pandas as pd
 from myst_nb import glue
+
+from ..settings import get_settings
 
 SPLITS = ("val", "test")
 #: Every chapter's recorded quality metrics at the last commit before the package was restructured.
@@ -59,8 +60,8 @@ def _log_glued(name: str, value: float) -> None:
     ``make test`` sets it while the chapters run in subset mode, so that a test can compare
     every chapter's recorded numbers with the expected values committed beside the tests.
     """
-    path = os.environ.get("RECSYS_RECORD_FILE", "").strip()
-    if path:
+    path = get_settings().record_file
+    if path is not None:
         with open(path, "a", encoding="utf-8") as out:
             out.write(json.dumps({"name": name, "value": value}) + "\n")
 
