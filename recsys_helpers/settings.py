@@ -125,6 +125,12 @@ class Settings:
         return subset if self.subset else full
 
     @property
+    def book_numbers(self) -> bool:
+        """True when a run should repeat the numbers of the text: the book's own Online Retail,
+        in full, split at the book's dates (the chapters check those numbers only then)."""
+        return not self.subset and self.retail_columns is None and self.split_dates is None
+
+    @property
     def mode(self) -> str:
         return "subset" if self.subset else "full"
 

@@ -51,3 +51,12 @@ def test_cell_times_reads_the_executor_timestamps(tmp_path):
     assert times["cell"].tolist() == [1, 2]
     assert times["code"].tolist() == ["import time", "x * 21"]
     assert 0.3 <= times["seconds"][0] < 5 and times["seconds"][1] < 0.3
+
+
+def test_main_with_out_leaves_the_chapter_alone(tmp_path):
+    source = tmp_path / "tiny.md"
+    source.write_text(TINY)
+    execute.main(["--out", str(tmp_path / "runs"), str(source)])
+    assert not source.with_suffix(".ipynb").exists()
+    nb = json.loads((tmp_path / "runs" / "tiny.ipynb").read_text())
+    assert "".join(nb["cells"][-1]["outputs"][0]["data"]["text/plain"]) == "42"

@@ -4,11 +4,14 @@ The MyST text file (``chapters/NAME.md``) is the source of truth. Each chapter i
 run in a fresh kernel from the ``chapters/`` folder (so execution counts are 1..n), and written
 to ``chapters/NAME.ipynb`` with its outputs. Subset mode is whatever the environment says.
 
-Usage: ``python -m recsys_helpers.book.execute [chapters/NAME.md ...]`` (default: every chapter).
+Usage: ``python -m recsys_helpers.book.execute [--out DIR] [chapters/NAME.md ...]`` (default:
+every chapter). With ``--out DIR`` the executed notebooks go to ``DIR/NAME.ipynb`` instead, and
+the book's own notebooks stay as they are: the way to run the chapters on your own data.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
@@ -28,14 +31,15 @@ CHAPTERS = ROOT / "chapters"
 TIMINGS = ROOT / "benchmarks" / "results" / "execution.json"
 
 
-def execute(source: Path, timeout: int = 3600) -> Path:
-    """Execute one chapter and write its ``.ipynb``; return the notebook's path."""
+def execute(source: Path, timeout: int = 3600, out: Path | None = None) -> Path:
+    """Execute one chapter and write its ``.ipynb`` (beside it, or into ``out``); return the path."""
     source = Path(source).with_suffix(".md")
     nb = jupytext.read(source)
     NotebookClient(
         nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(source.parent)}}
     ).execute()
-    target = source.with_suffix(".ipynb")
+    target = source.with_suffix(".ipynb") if out is None else Path(out) / f"{source.stem}.ipynb"
+    target.parent.mkdir(parents=True, exist_ok=True)
     jupytext.write(nb, target, fmt="ipynb")
     return target
 
@@ -85,14 +89,19 @@ def cell_times(notebooks) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["chapter", "cell", "seconds", "code"])
 
 
-def main(paths: list[str]) -> None:
-    sources = [Path(p) for p in paths] or sorted(CHAPTERS.glob("*.md"))
+def main(argv: list[str]) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("chapters", nargs="*", help="chapters/NAME.md (default: every chapter)")
+    parser.add_argument("--out", type=Path, help="write the executed notebooks here, not beside the texts")
+    args = parser.parse_args(argv)
+    sources = [Path(p) for p in args.chapters] or sorted(CHAPTERS.glob("*.md"))
     for source in sources:
         start = time.perf_counter()
         print(f"executing {source} ...", flush=True)
-        target = execute(source)
+        target = execute(source, out=args.out)
         seconds = time.perf_counter() - start
-        record_timing(Path(source).stem, seconds)
+        if args.out is None:
+            record_timing(Path(source).stem, seconds)
         print(f"  wrote {target} in {seconds:.0f} s", flush=True)
 
 

@@ -7,8 +7,8 @@ from . import movielens, retail
 def main() -> None:
     settings = get_settings()
     if settings.retail_data is not None:
-        print(f"RECSYS_RETAIL_DATA={settings.retail_data}: using that copy, nothing to download")
-        retail.read_retail_file(settings.retail_data)
+        print(f"RECSYS_RETAIL_DATA={settings.retail_data}: using that table, nothing to download")
+        retail.load_raw_retail(settings)
     else:
         print(f"Online Retail cached at {retail.fetch_retail(settings)}")
     print(f"MovieLens at {movielens.fetch_movielens(settings)}")

@@ -2,6 +2,11 @@
 
 The one loader of the book. ``load_split()`` is what a chapter calls; the other functions are the
 steps it chains, each usable (and tested) on its own.
+
+Another table of transactions (UCI's Online Retail II, or any ``.csv`` / ``.parquet`` /
+``.xlsx`` with an invoice, a customer, an item and a time per row) goes through the same steps:
+``read_transactions`` maps its columns onto the workbook's (``RECSYS_RETAIL_COLUMNS``), checks
+them, and the time split falls at the same proportions of its time span (``split_dates``).
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..settings import SUBSET_FRACTION, Settings, get_settings
+from ..settings import COLUMN_ROLES, REQUIRED_ROLES, SUBSET_FRACTION, Settings, get_settings
 from .download import DataError, atomic_parquet, download_file, stable_hash
 
 RETAIL_URL = "https://archive.ics.uci.edu/ml/machine-learning-databases/00352/Online%20Retail.xlsx"
@@ -37,6 +42,12 @@ RETAIL_ROWS = 541_909
 RETAIL_FINGERPRINT = "e1d3af946ca6be818c13f82b3710ee48a97d6b61dc780ad25125aeee8825c961"
 VALIDATION_START = pd.Timestamp("2011-10-09")
 TEST_START = pd.Timestamp("2011-11-09")
+#: Shares of the time span in the validation and in the test period, for another table: the
+#: book's split of Online Retail is about ten months, one month and one month.
+VALIDATION_SHARE = TEST_SHARE = 1 / 12
+#: The workbook's column that each role of another table is mapped onto.
+ROLE_COLUMNS = dict(zip(COLUMN_ROLES, ("InvoiceNo", "CustomerID", "StockCode", "InvoiceDate", "Quantity",
+                                       "UnitPrice", "Country", "Description"), strict=True))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -115,6 +126,114 @@ def read_retail_file(path: Path, expected_rows: int | None = RETAIL_ROWS) -> pd.
     return _normalise_raw(raw, path, expected_rows)
 
 
+def _read_table(path: Path, text_columns: list[str]) -> pd.DataFrame:
+    """Any supported file as one frame; every sheet of a workbook (Online Retail II has two)."""
+    dtype = dict.fromkeys(text_columns, str)
+    if not path.is_file():
+        raise DataError(f"{path} does not exist; fix RECSYS_RETAIL_DATA.")
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".xlsx":
+            sheets = pd.read_excel(path, engine="openpyxl", sheet_name=None, dtype=dtype)
+            return pd.concat(list(sheets.values()), ignore_index=True)
+        if suffix == ".parquet":
+            return pd.read_parquet(path)
+        if suffix == ".csv":
+            return pd.read_csv(path, dtype=dtype, encoding_errors="replace")
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile, UnicodeDecodeError) as err:
+        raise DataError(f"{path} could not be read as {suffix} ({type(err).__name__}: {err}).") from err
+    raise DataError(f"{path}: unsupported file type {suffix!r}; use .xlsx, .parquet or .csv")
+
+
+def _parse_times(values: pd.Series, column: str, source: Path) -> pd.Series:
+    if pd.api.types.is_datetime64_any_dtype(values):
+        times = values
+    else:
+        try:
+            times = pd.to_datetime(values)
+        except (ValueError, TypeError, OverflowError):
+            times = pd.to_datetime(values, format="mixed", errors="coerce")
+    bad = times.isna()
+    if bad.any():
+        examples = sorted({str(v) for v in values[bad].head(1000)})[:3]
+        raise DataError(
+            f"{source}: {int(bad.sum()):,} of {len(values):,} values of the time column {column!r} are "
+            f"missing or not dates (for example {examples}); fix them, or map the time role onto "
+            "another column in RECSYS_RETAIL_COLUMNS."
+        )
+    return times.dt.tz_localize(None) if times.dt.tz is not None else times
+
+
+def _numbers(values: pd.Series, column: str, source: Path) -> pd.Series:
+    numbers = pd.to_numeric(values, errors="coerce")
+    bad = numbers.isna() & values.notna()
+    if bad.any():
+        examples = sorted({str(v) for v in values[bad].head(1000)})[:3]
+        raise DataError(f"{source}: column {column!r} holds values that are not numbers (for example {examples}).")
+    return numbers
+
+
+def read_transactions(path: Path, columns) -> pd.DataFrame:
+    """Read another table of transactions into the workbook's schema (``RETAIL_COLUMNS``).
+
+    ``columns`` maps roles onto the table's columns (``(role, column)`` pairs or a dict; see
+    ``settings.parse_columns``): ``invoice``, ``customer``, ``item`` and ``time`` are required;
+    ``quantity`` (default 1), ``price`` (default unknown), ``country`` (default
+    ``Unspecified``) and ``description`` (default the item's code) are optional. Rows with a
+    quantity of zero or less (returns, corrections) are dropped; invoices whose number starts with
+    ``C`` are cancellations and are dropped by ``clean_retail``, as in Online Retail. Customers
+    that are not numbers get numbers (in sorted order). Every row of an invoice gets the
+    invoice's first time, and rows are ordered by time and invoice, as in the workbook.
+
+    Raises
+    ------
+    DataError
+        If the file is missing or unreadable, a mapped column is missing, a required role has no
+        value anywhere, times do not parse, or numbers are not numbers.
+    """
+    path = Path(path)
+    mapping = dict(columns)
+    if missing_roles := [r for r in REQUIRED_ROLES if r not in mapping]:
+        raise DataError(f"no column given for {missing_roles}; RECSYS_RETAIL_COLUMNS needs {list(REQUIRED_ROLES)}")
+    text = [mapping[r] for r in ("invoice", "item", "customer")]
+    raw = _read_table(path, text)
+    if missing := {r: c for r, c in mapping.items() if c not in raw.columns}:
+        raise DataError(
+            f"{path} has no column {sorted(missing.values())} (for {', '.join(sorted(missing))}); "
+            f"its columns are {list(raw.columns)}. Fix RECSYS_RETAIL_COLUMNS."
+        )
+    out = pd.DataFrame(index=raw.index)
+    for role in ("invoice", "item"):
+        values = raw[mapping[role]]
+        out[ROLE_COLUMNS[role]] = values.astype("str").str.strip().where(values.notna(), None)
+    out["Description"] = raw[mapping["description"]] if "description" in mapping else out["StockCode"]
+    out["Description"] = out["Description"].astype("str").where(out["Description"].notna(), None)
+    quantity = _numbers(raw[mapping["quantity"]], mapping["quantity"], path) if "quantity" in mapping else 1
+    out["Quantity"] = quantity
+    out["InvoiceDate"] = _parse_times(raw[mapping["time"]], mapping["time"], path)
+    price = _numbers(raw[mapping["price"]], mapping["price"], path) if "price" in mapping else np.nan
+    out["UnitPrice"] = price
+    customers = raw[mapping["customer"]]
+    numeric = pd.to_numeric(customers, errors="coerce")
+    if (numeric.isna() & customers.notna()).any():  # names or codes: number them
+        names = customers.astype("str").where(customers.notna(), None)
+        order = {name: float(i + 1) for i, name in enumerate(sorted(names.dropna().unique()))}
+        numeric = names.map(order).astype("float64")
+    out["CustomerID"] = numeric.astype("float64")
+    out["Country"] = raw[mapping["country"]].astype("str") if "country" in mapping else "Unspecified"
+    for role in ("invoice", "item"):
+        if out[ROLE_COLUMNS[role]].isna().all():
+            raise DataError(f"{path}: the {role} column {mapping[role]!r} holds no values.")
+    out = out.dropna(subset=["InvoiceNo", "StockCode"])
+    out = out[out["Quantity"].fillna(1) > 0]
+    if out.empty:
+        raise DataError(f"{path}: no rows with an invoice, an item and a positive quantity.")
+    out["Quantity"] = out["Quantity"].fillna(1).round().astype("int64")
+    out["InvoiceDate"] = out.groupby("InvoiceNo")["InvoiceDate"].transform("min")
+    out = out.sort_values(["InvoiceDate", "InvoiceNo"], kind="stable").reset_index(drop=True)
+    return out.loc[:, list(RETAIL_COLUMNS)]
+
+
 def fetch_retail(settings: Settings | None = None, *, progress: bool = True) -> Path:
     """Return the path of the cached parquet copy of Online Retail, building it if needed.
 
@@ -147,8 +266,14 @@ def check_fingerprint(raw: pd.DataFrame, source: Path) -> bool:
 
 
 def load_raw_retail(settings: Settings | None = None) -> pd.DataFrame:
-    """The raw table with the workbook's columns, from RECSYS_RETAIL_DATA or the cache."""
+    """The raw table with the workbook's columns, from RECSYS_RETAIL_DATA or the cache.
+
+    With ``RECSYS_RETAIL_COLUMNS`` set, RECSYS_RETAIL_DATA is another table of transactions,
+    read by ``read_transactions``; otherwise it is (a copy of) the book's Online Retail.
+    """
     settings = settings or get_settings()
+    if settings.retail_columns is not None:
+        return read_transactions(settings.retail_data, settings.retail_columns)
     if settings.retail_data is not None:
         return read_retail_file(settings.retail_data)
     return read_retail_file(fetch_retail(settings))
@@ -213,7 +338,10 @@ def sample_customers(df: pd.DataFrame, fraction: float, seed: int) -> pd.DataFra
     """
     threshold = np.uint64(int(fraction * 2**32)) << np.uint64(32)
     keep_customer = stable_hash(df["customerid"].to_numpy().astype(np.int64) + 10, seed) < threshold
-    invoice_numbers = pd.Index(df["invoiceno"]).str.extract(r"(\d+)")[0].astype("int64").to_numpy()
+    digits = pd.Index(df["invoiceno"]).str.extract(r"(\d+)")[0]
+    if digits.isna().any():  # another table's invoices without digits: their sorted order
+        digits = pd.Series(pd.factorize(df["invoiceno"], sort=True)[0])
+    invoice_numbers = digits.astype("int64").to_numpy()
     keep_invoice = stable_hash(invoice_numbers, seed + 1) < threshold
     anonymous = df["customerid"].to_numpy() == -1
     keep = np.where(anonymous, keep_invoice, keep_customer)
@@ -251,6 +379,9 @@ class Split:
     items: LabelEncoder
     customers: LabelEncoder
     subset: bool = False
+    #: First days of the validation and of the test period.
+    validation_start: pd.Timestamp = VALIDATION_START
+    test_start: pd.Timestamp = TEST_START
 
     PARTS = ("train", "validation", "test")
 
@@ -275,18 +406,51 @@ class Split:
         return pd.Series({name: len(self.part(name)) for name in self.PARTS}, name="rows")
 
 
-def time_split(df: pd.DataFrame, subset: bool = False) -> Split:
+def proportional_dates(
+    times: pd.Series, validation_share: float = VALIDATION_SHARE, test_share: float = TEST_SHARE
+) -> tuple[pd.Timestamp, pd.Timestamp]:
+    """First days of the validation and test periods at the given shares of the time span.
+
+    The test period is the last ``test_share`` of the span from the first to the last time, the
+    validation period the ``validation_share`` before it; each start is moved to the next
+    midnight. On Online Retail this gives the book's own dates, 2011-10-09 and 2011-11-09.
+    """
+    first, last = pd.Timestamp(times.min()), pd.Timestamp(times.max())
+    span = last - first
+    test_start = (last - test_share * span).ceil("D")
+    validation_start = (test_start - validation_share * span).ceil("D")
+    return validation_start, test_start
+
+
+def split_dates(times: pd.Series, settings: Settings | None = None) -> tuple[pd.Timestamp, pd.Timestamp]:
+    """The split's dates for a table with these times: RECSYS_SPLIT_DATES, else the book's for
+    Online Retail, else the proportions of ``proportional_dates``."""
+    settings = settings or get_settings()
+    if settings.split_dates is not None:
+        return tuple(pd.Timestamp(d) for d in settings.split_dates)
+    if settings.retail_columns is None:
+        return VALIDATION_START, TEST_START
+    return proportional_dates(times)
+
+
+def time_split(
+    df: pd.DataFrame,
+    subset: bool = False,
+    validation_start: pd.Timestamp = VALIDATION_START,
+    test_start: pd.Timestamp = TEST_START,
+) -> Split:
     """Encode items and customers and split by time as the chapter does.
 
-    train < 2011-10-09 <= validation <= 2011-11-09 <= test (dates compare at midnight).
+    train < validation_start <= validation <= test_start <= test (dates compare at midnight);
+    by default the book's 2011-10-09 and 2011-11-09.
     """
     df = df.copy()
     items = LabelEncoder().fit(df["stockcode"])
     df["item"] = items.transform(df["stockcode"])
     dates = df["invoicedate"]
-    train = df[dates < VALIDATION_START]
-    validation = df[(dates >= VALIDATION_START) & (dates <= TEST_START)]
-    test = df[dates >= TEST_START]
+    train = df[dates < validation_start]
+    validation = df[(dates >= validation_start) & (dates <= test_start)]
+    test = df[dates >= test_start]
     known = train.loc[train["customerid"] != -1, "customerid"]
     customers = LabelEncoder().fit(known)
     parts = []
@@ -295,7 +459,14 @@ def time_split(df: pd.DataFrame, subset: bool = False) -> Split:
         codes = customers.transform(frame["customerid"])
         frame["customer"] = np.where(frame["customerid"].to_numpy() == -1, -1, codes).astype("int32")
         parts.append(frame)
-    return Split(*parts, items=items, customers=customers, subset=subset)
+    return Split(
+        *parts,
+        items=items,
+        customers=customers,
+        subset=subset,
+        validation_start=validation_start,
+        test_start=test_start,
+    )
 
 
 def make_split(df: pd.DataFrame, settings: Settings | None = None) -> Split:
@@ -303,7 +474,25 @@ def make_split(df: pd.DataFrame, settings: Settings | None = None) -> Split:
     settings = settings or get_settings()
     if settings.subset:
         df = sample_customers(df, SUBSET_FRACTION, settings.seed)
-    return time_split(df, subset=settings.subset)
+    validation_start, test_start = split_dates(df["invoicedate"], settings)
+    split = time_split(df, settings.subset, validation_start, test_start)
+    if settings.retail_columns is not None or settings.split_dates is not None:
+        check_split(split)
+    return split
+
+
+def check_split(split: Split) -> None:
+    """Another table, or other dates: every part has invoices, and training has known customers."""
+    dates = pd.concat([split.part(name)["invoicedate"] for name in split.PARTS])
+    for name in split.PARTS:
+        if split.part(name).empty:
+            raise DataError(
+                f"the {name} period holds no invoice: the table runs from {dates.min():%Y-%m-%d} to "
+                f"{dates.max():%Y-%m-%d}, the split falls on {split.validation_start:%Y-%m-%d} and "
+                f"{split.test_start:%Y-%m-%d}. Give other dates in RECSYS_SPLIT_DATES."
+            )
+    if split.n_customers == 0:
+        raise DataError("no invoice of the training period has a customer: the basket chapters need customers.")
 
 
 @functools.cache

@@ -1,6 +1,7 @@
 """Synthetic data for tests: no files, seconds to make, answers known in advance.
 
-Retail-shaped tables (``make_retail``, ``make_checkerboard``) and MovieLens-shaped ratings
+Retail-shaped tables (``make_retail``, ``make_checkerboard``; ``make_retail_ii`` and
+``write_retail_ii`` in UCI's Online Retail II layout) and MovieLens-shaped ratings
 (``make_ratings``, ``write_ratings``).
 
 The table has the workbook's columns and types, so the whole pipeline (clean -> encode -> split)
@@ -108,6 +109,53 @@ def make_retail(
     raw["InvoiceDate"] = pd.to_datetime(raw["InvoiceDate"])
     columns = ["InvoiceNo", "StockCode", "Description", "Quantity", "InvoiceDate", "UnitPrice", "CustomerID", "Country"]
     return raw.sort_values("InvoiceDate", kind="stable").loc[:, columns].reset_index(drop=True)
+
+
+#: Online Retail's columns -> Online Retail II's (UCI id 502).
+RETAIL_II_NAMES = {
+    "InvoiceNo": "Invoice",
+    "StockCode": "StockCode",
+    "Description": "Description",
+    "Quantity": "Quantity",
+    "InvoiceDate": "InvoiceDate",
+    "UnitPrice": "Price",
+    "CustomerID": "Customer ID",
+    "Country": "Country",
+}
+
+
+def make_retail_ii(first: str = "2009-12-01 07:45", days: float = 738.0, **kwargs) -> pd.DataFrame:
+    """``make_retail`` in the Online Retail II layout, over that data set's two years by default.
+
+    The columns are renamed (``Invoice``, ``Price``, ``Customer ID``) and the times spread from
+    ``first`` over ``days``; everything else (tastes, cancellations, anonymous invoices) is as in
+    ``make_retail``, whose keyword arguments it takes.
+    """
+    raw = make_retail(**kwargs)
+    start = raw["InvoiceDate"].min()
+    scale = pd.Timedelta(days=days) / (raw["InvoiceDate"].max() - start)
+    raw["InvoiceDate"] = pd.Timestamp(first) + (raw["InvoiceDate"] - start) * scale
+    return raw.rename(columns=RETAIL_II_NAMES)
+
+
+def write_retail_ii(path: Path, **kwargs) -> Path:
+    """Write ``make_retail_ii`` to ``path`` (``.csv``, ``.parquet`` or ``.xlsx``, by its suffix).
+
+    A workbook gets two sheets, split at the turn of the year as UCI's file is
+    ("Year 2009-2010", "Year 2010-2011").
+    """
+    path = Path(path)
+    raw = make_retail_ii(**kwargs)
+    if path.suffix == ".csv":
+        raw.to_csv(path, index=False)
+    elif path.suffix == ".parquet":
+        raw.to_parquet(path, index=False)
+    else:
+        first = raw["InvoiceDate"] < pd.Timestamp("2010-12-01")
+        with pd.ExcelWriter(path, engine="openpyxl") as book:
+            raw[first].to_excel(book, sheet_name="Year 2009-2010", index=False)
+            raw[~first].to_excel(book, sheet_name="Year 2010-2011", index=False)
+    return path
 
 
 def make_checkerboard(

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 
-from ..datasets.retail import VALIDATION_START, Split
+from ..datasets.retail import Split
 from ..settings import get_settings
 from .base import KerasTrainer, shuffled_batches
 
@@ -160,7 +160,7 @@ class HistoryReranker:
         window = pd.Timedelta(days=self.window_days)
         dates = known["invoicedate"]
         for j in range(1, self.cutoffs + 1):
-            cut = VALIDATION_START - j * window
+            cut = self.validation_start_ - j * window
             history = known[dates < cut]
             target = known[(dates >= cut) & (dates < cut + window)]
             active = np.intersect1d(history["customer"].unique(), target["customer"].unique())
@@ -171,6 +171,7 @@ class HistoryReranker:
 
     def fit(self, split: Split) -> HistoryReranker:
         known = split.train[split.train["customer"] >= 0]
+        self.validation_start_ = split.validation_start
         features, y, weights = self._training_set(known)
         X = features[list(FEATURES)].to_numpy(np.float32)
         self.mean_, self.scale_ = X.mean(axis=0), X.std(axis=0) + 1e-9
@@ -182,7 +183,7 @@ class HistoryReranker:
         self.n_training_rows_ = len(X)
         # rank the candidates of every known customer as of the end of the training period
         candidates = candidate_features(
-            known, VALIDATION_START, np.arange(split.n_customers), self.n_popular
+            known, split.validation_start, np.arange(split.n_customers), self.n_popular
         )
         X = (candidates[list(FEATURES)].to_numpy(np.float32) - self.mean_) / self.scale_
         candidates["score"] = self.model_.predict(X, batch_size=8192, verbose=0)[:, 0]
