@@ -1,16 +1,68 @@
-"""Small display helpers for the chapters: show code that ran, time a cell's work."""
+"""Small display helpers for the chapters: show code that ran, time a cell's work, and round the
+numbers of a table to what they mean (``significant``)."""
 
 from __future__ import annotations
 
 import inspect
+import math
+import numbers
 import time
 
+import numpy as np
+import pandas as pd
 from IPython.display import Markdown, display
+from pandas.io.formats.style import Styler
+
+from .style import CODE_WIDTH, format_code
 
 
 def show_source(obj) -> None:
-    """Render the source of a helper as a highlighted code block, so readers see what ran."""
-    display(Markdown(f"```python\n{inspect.getsource(obj).rstrip()}\n```"))
+    """Render the source of a helper as a highlighted code block, so readers see what ran.
+
+    The code is formatted at the page's width (``style.CODE_WIDTH``), so that it fits the column
+    (the package itself is formatted at 100 columns).
+    """
+    source = inspect.getsource(obj)
+    display(Markdown(f"```python\n{page_source(source)}\n```"))
+
+
+def page_source(source: str, width: int = CODE_WIDTH) -> str:
+    """``source`` formatted at ``width`` columns; a method's indented source keeps its indent."""
+    lines = source.rstrip().splitlines()
+    indent = min((len(line) - len(line.lstrip()) for line in lines if line.strip()), default=0)
+    body = "\n".join(line[indent:] for line in lines)
+    try:
+        body = format_code(body, width - indent)
+    except (ValueError, OSError):
+        return source.rstrip()  # not parseable on its own: show it as written
+    return "\n".join((" " * indent + line) if line else line for line in body.splitlines())
+
+
+def significant_text(value, digits: int = 3) -> str:
+    """A number as text with ``digits`` significant digits (thousands separated); whole numbers
+    and counts in full, ``True``/``False`` and text as they are, missing values blank.
+
+    ``32.642656`` -> ``32.6``, ``0.029337`` -> ``0.0293``, ``61315.9`` -> ``61,300``, ``5.0`` -> ``5``.
+    """
+    if isinstance(value, bool | np.bool_) or not isinstance(value, numbers.Real):
+        return "" if value is None or value is pd.NA else str(value)
+    x = float(value)
+    if math.isnan(x):
+        return ""
+    if math.isinf(x) or x.is_integer() and abs(x) < 10**15:
+        return f"{x:,.0f}" if not math.isinf(x) else str(x)
+    magnitude = math.floor(math.log10(abs(x)))
+    decimals = digits - 1 - magnitude
+    if decimals <= 0:
+        return f"{round(x, decimals):,.0f}"
+    return f"{x:,.{decimals}f}"
+
+
+def significant(table: pd.DataFrame | pd.Series, digits: int = 3) -> Styler:
+    """The table for the page: every number with ``digits`` significant digits (seconds, rates,
+    ratios), counts in full. Only the display changes; the data stay as they are."""
+    frame = table.to_frame() if isinstance(table, pd.Series) else table
+    return frame.style.format(lambda v: significant_text(v, digits))
 
 
 class Timer:
