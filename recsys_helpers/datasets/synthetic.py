@@ -134,7 +134,7 @@ def make_retail_ii(first: str = "2009-12-01 07:45", days: float = 738.0, **kwarg
     raw = make_retail(**kwargs)
     start = raw["InvoiceDate"].min()
     scale = pd.Timedelta(days=days) / (raw["InvoiceDate"].max() - start)
-    raw["InvoiceDate"] = pd.Timestamp(first) + (raw["InvoiceDate"] - start) * scale
+    raw["InvoiceDate"] = (pd.Timestamp(first) + (raw["InvoiceDate"] - start) * scale).dt.floor("min")
     return raw.rename(columns=RETAIL_II_NAMES)
 
 
