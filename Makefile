@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 CHAPTERS := $(sort $(wildcard chapters/*.ipynb))
 
-.PHONY: help venv book test unit nbval expected full ladders data lint bench clean
+.PHONY: help venv book test unit nbval expected full ladders data lint format bench clean
 
 help:
 	@echo "make book   build the HTML book into _build/html from the committed outputs (offline)"
@@ -15,6 +15,7 @@ help:
 	@echo "make full   re-execute every chapter on the full data and save the outputs"
 	@echo "make data   download the data sets into the cache"
 	@echo "make lint   ruff over the package, tests and chapter sources"
+	@echo "make format ruff-format the chapters' code at the page's width (80 columns)"
 	@echo "make nbval  every chapter in subset mode, recorded metrics checked against tests/expected"
 	@echo "make ladders  the measured rungs from the source's configurations (benchmarks/results/ladder_*.json)"
 
@@ -66,6 +67,11 @@ data: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check recsys_helpers tests benchmarks
+
+# Chapters' code cells at the page's width; the notebooks keep their outputs (nothing is executed).
+format: $(STAMP)
+	$(BIN)/python -m recsys_helpers.book.style chapters/*.md
+	for f in chapters/*.md; do $(BIN)/jupytext --update --to ipynb "$$f" -q; done
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py
