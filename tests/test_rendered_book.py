@@ -41,8 +41,6 @@ WINDOW = (1280, 1600)
 #: in the figure, so such a figure needs a cell of its own, and the chapter re-executed. Until
 #: then this many figures of the page may stay unnumbered; delete an entry once it is done.
 AWAITING_REEXECUTION = {
-    "chapters/03_sgd_mf": 2,
-    "chapters/04_bpr": 1,
     "chapters/06_item_lstm": 1,
     "chapters/07_user_lstm": 1,
     "chapters/98_benchmarks": 1,
