@@ -74,7 +74,7 @@ format: $(STAMP)
 	for f in chapters/*.md; do $(BIN)/jupytext --update --to ipynb "$$f" -q; done
 
 bench: $(STAMP)
-	$(BIN)/python benchmarks/run.py
+	$(BIN)/python benchmarks/run.py $(if $(ONLY),--only $(ONLY))
 
 clean:
 	rm -rf _build .pytest_cache

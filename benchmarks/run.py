@@ -28,10 +28,17 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
 STAGES: dict[str, Callable[[], dict]] = {}
+#: Stages run twice by ``make bench``: as they are, and with ``ONEDNN_MAX_CPU_ISA=AVX2``, which
+#: holds oneDNN (TensorFlow's matrix products, and the LSTM's) to the AVX2 kernels of machines
+#: without AVX-512. TensorFlow's own (Eigen) kernels are built for AVX and are unaffected.
+EMULATED = ("matmul", "lstm_training")
 
 # The settings the chapters chose on validation come from the models' modules (defined once
 # there); the benchmarks train only enough epochs to time one.
 BENCH_EPOCHS = {"sgd_mf": 3, "bpr": 5, "lstm": 1}
+#: The LSTM chapters' training before this round: the output layer over the whole catalogue at
+#: every position of every window (padding weighted 0), batches of 64, eight epochs.
+LSTM_BEFORE = {"targets": "all", "negatives": 0, "batch_size": 64, "learning_rate": 1e-2, "epochs": 8}
 
 
 def stage(func: Callable[[], dict]) -> Callable[[], dict]:
@@ -61,6 +68,17 @@ def paired(times: dict[str, list[float]], before: str, after: str) -> dict:
     out = {f"epoch_seconds_{name}": summarize(values) for name, values in times.items()}
     out["speedup"] = statistics.median(times[before]) / statistics.median(times[after])
     return out
+
+
+def cpu_seconds() -> dict:
+    """User and system CPU seconds of this process so far (all its threads)."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return {"user": usage.ru_utime, "system": usage.ru_stime}
+
+
+def cpu_since(start: dict) -> dict:
+    now = cpu_seconds()
+    return {key: now[key] - start[key] for key in now}
 
 
 def peak_rss_mb() -> float:
@@ -127,6 +145,85 @@ def bench_evaluation() -> dict:
     }
 
 
+@stage
+def bench_matmul() -> dict:
+    """The machine's own limit: float32 matrix products in TensorFlow and NumPy, GFLOP/s.
+
+    A product of two ``n x n`` matrices is ``2 n^3`` floating-point operations. The training
+    stages report their rate against the best of these (``matmul_gflops``).
+    """
+    import tensorflow as tf
+
+    from recsys_helpers import settings
+
+    settings.configure_tensorflow()
+    out = {}
+    for n in (512, 1024, 2048):
+        a = tf.random.uniform((n, n), seed=1)
+        b = tf.random.uniform((n, n), seed=2)
+        tf_time = repeat(lambda a=a, b=b: tf.matmul(a, b).numpy(), repeats=5)
+        an, bn = a.numpy(), b.numpy()
+        np_time = repeat(lambda an=an, bn=bn: an @ bn, repeats=5)
+        out[f"tf_{n}_gflops"] = 2 * n**3 / tf_time["min"] / 1e9
+        out[f"numpy_{n}_gflops"] = 2 * n**3 / np_time["min"] / 1e9
+    out["matmul_gflops"] = max(v for k, v in out.items() if k.startswith("tf_"))
+    out["numpy_matmul_gflops"] = max(v for k, v in out.items() if k.startswith("numpy_"))
+    return out
+
+
+def mf_epoch_flops(model) -> float:
+    """Matrix-multiply FLOPs of one epoch of SGD MF or BPR, counted from the shapes.
+
+    Each scored (customer, item) pair is a dot product of ``factors`` (``2 f`` FLOPs forward,
+    about twice that backward); SGD MF scores ``1 + negatives`` pairs per positive, BPR two per
+    sampled triple. The dense Adam update of the tables (about 10 operations per weight per
+    step) is counted too, since it is what an epoch of these models mostly does.
+    """
+    f = model.factors
+    tables = (model.n_customers + 2 * model.n_items) * f  # factors and biases, roughly
+    if hasattr(model, "negatives"):
+        pairs = len(model.customers_) * (1 + model.negatives)
+        steps = -(-len(model.customers_) // model.batch_size)
+    else:
+        pairs = 2 * model.batch_size * model.steps_per_epoch
+        steps = model.steps_per_epoch
+    return 3 * 2 * f * pairs + 10 * tables * steps
+
+
+def lstm_epoch_flops(recommender) -> float:
+    """Matrix-multiply FLOPs of one epoch of an LSTM recommender, counted from the shapes.
+
+    Per position of a batch, each LSTM layer multiplies its input and its state by its four
+    gates' weights, ``2 * 4 * units * (inputs + units)`` FLOPs, and the output layer multiplies
+    the last output by the catalogue, ``2 * units_out * n_items``; the backward pass costs about
+    twice the forward pass (gradients of inputs and of weights), so an epoch is three times the
+    forward FLOPs. The LSTM counts the positions it runs over (with ``buckets``, each batch cut
+    after its longest window); the output layer counts only the positions whose logits are
+    computed (every position, or the fresh targets alone), against the whole catalogue or, with
+    ``negatives``, against the target and the batch's sampled items.
+    """
+    import numpy as np
+
+    batches = list(recommender.batches(np.random.default_rng(0)))
+    positions = sum(batch[0].size for batch in batches)
+    inputs = recommender.embedding_dim + (recommender.customer_dim if recommender.customers else 0)
+    lstm_flops = 0
+    for _ in range(recommender.layers):
+        lstm_flops += 2 * 4 * recommender.hidden * (inputs + recommender.hidden) * positions
+        inputs = recommender.hidden
+    head_in = recommender.hidden + (recommender.customer_dim if recommender.customer_to_output else 0)
+    n_items = recommender.model.output.shape[-1]
+    scored = positions
+    if recommender.targets != "all":
+        scored = int(recommender.windows_[recommender.input_names_.index("scored") + 1].sum())
+    columns = 1 + recommender.negatives if recommender.negatives else n_items
+    return 3 * (lstm_flops + 2 * head_in * columns * scored)
+
+
+def rate(flops: float, seconds: float) -> dict:
+    return {"epoch_gflop": flops / 1e9, "achieved_gflops": flops / seconds / 1e9}
+
+
 def _epochs(history: list[dict]) -> dict:
     return summarize([row["seconds"] for row in history])
 
@@ -152,13 +249,18 @@ def _keras_mf(model) -> dict:
 
     split = data.load_split()
     protocol = BasketProtocol.from_split(split, "validation")
+    start = cpu_seconds()
     model.fit(split)
+    cpu = cpu_since(start)
     predict = repeat(lambda: protocol.recommendations(model), repeats=5)
+    epoch = summarize(model.history_["seconds"].tolist())
     return {
-        "epoch_seconds": summarize(model.history_["seconds"].tolist()),
+        "epoch_seconds": epoch,
         "epochs": len(model.history_),
         "fit_seconds_total": float(model.history_["seconds"].sum()),
+        "fit_cpu_seconds": cpu,
         "predict_seconds": predict,
+        **rate(mf_epoch_flops(model), epoch["median"]),
     }
 
 
@@ -194,7 +296,9 @@ def _lstm(customers: bool) -> dict:
     split = data.load_split()
     # the chapter's configuration (lstm.ITEM_LSTM / USER_LSTM); one epoch is enough to time one
     recommender = (lstm.UserLSTM if customers else lstm.ItemLSTM)(progress=False)
+    start = cpu_seconds()
     recommender.fit(split, epochs=BENCH_EPOCHS["lstm"])
+    cpu = cpu_since(start)
     model = recommender.model
     val = invoices_of(split, "validation")
     batched = repeat(lambda: lstm.predict_next_items(model, val), repeats=3)
@@ -206,9 +310,12 @@ def _lstm(customers: bool) -> dict:
     )
     per_step_stepwise = stepwise["median"] / sample.n_steps
     per_step_batched = batched["median"] / val.n_steps
+    epoch = summarize(recommender.history_["seconds"].tolist())
     return {
         "windows": len(recommender.windows_[0]),
-        "epoch_seconds": summarize(recommender.history_["seconds"].tolist()),
+        "epoch_seconds": epoch,
+        "fit_cpu_seconds": cpu,
+        **rate(lstm_epoch_flops(recommender), epoch["median"]),
         "validation_steps": val.n_steps,
         "batched_predict_seconds": batched,
         "stepwise_sample_steps": sample.n_steps,
@@ -272,7 +379,8 @@ def op_profile(func: Callable[[], object], top: int = 6) -> list[dict]:
 def bench_lstm_loss() -> dict:
     """The profiled hot spot of LSTM training: Keras' sparse cross-entropy vs ``next_item_loss``.
 
-    The chapter's item LSTM with each loss of one position (``position_loss``) in one process:
+    The item LSTM trained as before this round (``LSTM_BEFORE``: the full softmax at every
+    position, where this loss is used) with each loss of one position (``position_loss``):
     the op profile of a few batches with each, then whole epochs (shuffled windows, as the
     chapters train) with each loss in turn, and the ratio.
     """
@@ -300,7 +408,7 @@ def bench_lstm_loss() -> dict:
     }
 
     def make(name: str, kind=lstm.ItemLSTM):
-        model = kind(progress=False)
+        model = kind(progress=False, **LSTM_BEFORE)
         model.position_loss = losses[name]  # the loss of every position, masked and averaged as usual
         return model
 
@@ -316,6 +424,47 @@ def bench_lstm_loss() -> dict:
     out |= {"batch_size": models["next_item_loss"].batch_size, "windows": len(models["next_item_loss"].windows_[0])}
     out |= paired(times, "keras_sparse_cross_entropy", "next_item_loss")
     out["loss_speedup"] = out.pop("speedup")
+    return out
+
+
+@stage
+def bench_lstm_training() -> dict:
+    """The LSTM chapters' training before this round and now, side by side in one process.
+
+    For the item and the user LSTM: ``LSTM_BEFORE`` and the chapter's configuration
+    (``lstm.ITEM_LSTM`` / ``USER_LSTM``), one epoch each in turn, twice; the epoch times, their
+    ratio, the ratio of whole trainings (epoch time times the configuration's epochs), each
+    epoch's FLOPs and rate, and the CPU time of each fit.
+    """
+    from recsys_helpers import settings
+    from recsys_helpers.datasets import retail as data
+    from recsys_helpers.models import lstm
+
+    settings.configure_tensorflow()
+    split = data.load_split()
+    out = {}
+    for kind, model in (("item", lstm.ItemLSTM), ("user", lstm.UserLSTM)):
+        configs = {"before": LSTM_BEFORE, "now": {}}
+        models = {name: model(progress=False, **params) for name, params in configs.items()}
+        times: dict[str, list[float]] = {name: [] for name in models}
+        cpu: dict[str, dict] = {}
+        for _ in range(2):
+            for name, recommender in models.items():
+                start = cpu_seconds()
+                recommender.fit(split, epochs=1)
+                times[name].append(float(recommender.history_["seconds"].iloc[0]))
+                cpu[name] = cpu_since(start)
+        pair = paired(times, "before", "now")
+        out[f"{kind}_epoch_speedup"] = pair["speedup"]
+        for name, recommender in models.items():
+            epoch = statistics.median(times[name])
+            out[f"{kind}_{name}_epoch_seconds"] = pair[f"epoch_seconds_{name}"]
+            out[f"{kind}_{name}_epochs"] = recommender.epochs
+            out[f"{kind}_{name}_cpu_seconds"] = cpu[name]
+            out[f"{kind}_{name}_rate"] = rate(lstm_epoch_flops(recommender), epoch)
+        out[f"{kind}_training_speedup"] = (
+            statistics.median(times["before"]) * models["before"].epochs
+        ) / (statistics.median(times["now"]) * models["now"].epochs)
     return out
 
 
@@ -418,23 +567,32 @@ def main() -> None:
     from tabulate import tabulate  # noqa: F401  (checked early: the report needs it)
 
     results = {"machine": machine(), "stages": {}}
+    runs = []
     for name in args.only or list(STAGES):
-        print(f"benchmark {name} ...", flush=True)
+        runs.append((name, name, {}))
+        if name in EMULATED:  # again with oneDNN held to AVX2 (see EMULATED)
+            runs.append((f"{name}_avx2", name, {"ONEDNN_MAX_CPU_ISA": "AVX2"}))
+    for key, name, extra in runs:
+        print(f"benchmark {key} ...", flush=True)
         done = subprocess.run(
-            [sys.executable, __file__, "--stage", name], capture_output=True, text=True, env=os.environ.copy()
+            [sys.executable, __file__, "--stage", name],
+            capture_output=True,
+            text=True,
+            env=os.environ.copy() | extra,
         )
         if done.returncode != 0:
             print(done.stderr[-3000:], file=sys.stderr)
-            raise SystemExit(f"stage {name} failed")
-        results["stages"][name] = json.loads(done.stdout.strip().splitlines()[-1])
-        print(f"  {results['stages'][name]['stage_seconds']:.1f} s", flush=True)
+            raise SystemExit(f"stage {key} failed")
+        results["stages"][key] = json.loads(done.stdout.strip().splitlines()[-1])
+        print(f"  {results['stages'][key]['stage_seconds']:.1f} s", flush=True)
     RESULTS.mkdir(exist_ok=True)
     previous = RESULTS / "latest.json"
     if args.only and previous.exists():  # keep the stages that were not re-run
         old = json.loads(previous.read_text())
         results["stages"] = old.get("stages", {}) | results["stages"]
     previous.write_text(json.dumps(results, indent=1, sort_keys=True))
-    (RESULTS / "latest.md").write_text(report(results))
+    (RESULTS / "latest.md").write_text(report(results) + "\n" + flop_report(results))
+    print(flop_report(results))
     print(f"wrote {previous} and latest.md")
 
 
@@ -445,6 +603,18 @@ def machine() -> dict:
         "cpus": os.cpu_count(),
         "date": time.strftime("%Y-%m-%d"),
     }
+
+
+def flop_report(results: dict) -> str:
+    """The training stages' FLOP rates against the machine's matmul rate, as Markdown."""
+    from tabulate import tabulate
+
+    from recsys_helpers.book.display import flop_table
+
+    table = flop_table(results)
+    if table.empty:
+        return ""
+    return tabulate(table, "keys", tablefmt="github", floatfmt=".3g", missingval="") + "\n"
 
 
 def report(results: dict) -> str:

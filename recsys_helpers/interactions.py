@@ -212,25 +212,52 @@ def make_windows(items, indptr, num_steps: int, stride: int = 1, customers=None)
     """
     items = np.asarray(items, dtype=np.int32)
     indptr = np.asarray(indptr, dtype=np.int64)
+    offsets, invoice, starts = _window_layout(indptr, num_steps, stride)
+    lengths = np.diff(indptr)
+    flat = np.zeros(offsets[-1], dtype=np.int32)
+    rows = np.repeat(offsets[:-1] + 1 - indptr[:-1], lengths) + np.arange(indptr[-1])
+    flat[rows] = items
+    window = flat[starts[:, None] + np.arange(num_steps + 1)]
+    X, Y = window[:, :-1], window[:, 1:]
+    if customers is None:
+        return X, Y
+    return X, Y, np.asarray(customers, dtype=np.int32)[invoice]
+
+
+def _window_layout(indptr: np.ndarray, num_steps: int, stride: int):
+    """Where ``make_windows`` puts its windows: the offset of each invoice's padded sequence in
+    one flat array, and the invoice and flat start of every window."""
     if num_steps < 1 or stride < 1:
         raise ValueError("num_steps and stride must be positive")
     lengths = np.diff(indptr)
     padded = np.maximum(lengths + 1, num_steps + 1)  # length of [0, s..., 0...]
     offsets = np.concatenate([[0], np.cumsum(padded)])
-    flat = np.zeros(offsets[-1], dtype=np.int32)
-    rows = np.repeat(offsets[:-1] + 1 - indptr[:-1], lengths) + np.arange(indptr[-1])
-    flat[rows] = items
     last_start = padded - num_steps - 1  # >= 0
     per_invoice = -(-last_start // stride) + 1  # ceil(last_start / stride) + 1 windows
     invoice = np.repeat(np.arange(len(lengths)), per_invoice)
     first = np.concatenate([[0], np.cumsum(per_invoice)])[:-1]
     rank = np.arange(per_invoice.sum()) - np.repeat(first, per_invoice)
     starts = offsets[invoice] + np.minimum(rank * stride, last_start[invoice])
-    window = flat[starts[:, None] + np.arange(num_steps + 1)]
-    X, Y = window[:, :-1], window[:, 1:]
-    if customers is None:
-        return X, Y
-    return X, Y, np.asarray(customers, dtype=np.int32)[invoice]
+    return offsets, invoice, starts
+
+
+def fresh_targets(indptr, num_steps: int, stride: int = 1) -> np.ndarray:
+    """Which targets of ``make_windows`` are predicted there for the first time: ``(n_windows,
+    num_steps)`` booleans.
+
+    Overlapping windows predict most purchases more than once: with windows of 32 every 16, the
+    first half of a window repeats the second half of the one before, with less context. A
+    target is *fresh* in the first window of its invoice that holds it (the one that sees most of
+    the invoice before it); padding is never fresh. Every purchase is fresh exactly once.
+    """
+    indptr = np.asarray(indptr, dtype=np.int64)
+    offsets, invoice, starts = _window_layout(indptr, num_steps, stride)
+    target = starts[:, None] + 1 + np.arange(num_steps)  # flat position of each target
+    ends = offsets[invoice] + 1 + np.diff(indptr)[invoice]  # one past the invoice's last item
+    covered = np.full(len(starts), -1, dtype=np.int64)  # last target of the window before
+    same = np.r_[False, invoice[1:] == invoice[:-1]]
+    covered[1:] = np.where(same[1:], starts[:-1] + num_steps, -1)
+    return (target > covered[:, None]) & (target < ends[:, None])
 
 
 def windows_loop(sequence, num_steps: int):

@@ -11,6 +11,7 @@ from recsys_helpers.models.base import (
     KerasTrainer,
     ScoreRecommender,
     apply_gradients,
+    bucketed_batches,
     shuffled_batches,
 )
 
@@ -125,3 +126,19 @@ def test_apply_gradients_is_textbook_adam_for_repeated_rows():
     np.testing.assert_allclose(ours, dense)
     # a gradient of constant sign moves Adam by the learning rate per step: 1 - 2 * 0.1
     np.testing.assert_allclose(ours, [[0.8, 0.8], [0.8, 0.8], [1.0, 1.0]], rtol=1e-5)
+
+
+def test_bucketed_batches_take_every_row_once_in_batches_of_similar_length():
+    rng = np.random.default_rng(3)
+    lengths = rng.integers(1, 100, 1000)
+    batches = bucketed_batches(lengths, 10, np.random.default_rng(0), pool=20)
+    rows = np.concatenate(batches)
+    assert np.array_equal(np.sort(rows), np.arange(1000))
+    assert all(len(batch) <= 10 for batch in batches)
+    spread = np.mean([np.ptp(lengths[batch]) for batch in batches])
+    shuffled = np.mean([np.ptp(lengths[batch]) for batch in shuffled_batches(1000, 10, rng)])
+    assert spread < shuffled / 4, "a batch holds rows of about the same length"
+    again = bucketed_batches(lengths, 10, np.random.default_rng(0), pool=20)
+    assert all(np.array_equal(a, b) for a, b in zip(batches, again, strict=True))
+    other = bucketed_batches(lengths, 10, np.random.default_rng(1), pool=20)
+    assert not np.array_equal(np.concatenate(other), rows), "a new order each epoch"

@@ -57,3 +57,24 @@ def test_page_source_fits_the_column():
         shown = display.page_source(source)
         assert not style.long_lines(shown), shown
         assert shown.splitlines()[0].startswith(source.splitlines()[0][:8])  # the indent is kept
+
+
+def test_flop_table_compares_each_stage_with_the_matmul_rate_of_its_run():
+    results = {"stages": {
+        "matmul": {"matmul_gflops": 200.0},
+        "matmul_avx2": {"matmul_gflops": 100.0},
+        "sgd_mf": {"epoch_gflop": 10.0, "achieved_gflops": 50.0, "fit_cpu_seconds": {"user": 3, "system": 1}},
+        "lstm_training_avx2": {
+            "item_now_rate": {"epoch_gflop": 20.0, "achieved_gflops": 40.0},
+            "item_now_cpu_seconds": {"user": 5.0, "system": 0.5},
+            "item_epoch_speedup": 3.0,
+        },
+    }}
+    table = display.flop_table(results)
+    assert list(table.index) == ["sgd_mf", "lstm_training_avx2: item now"]
+    assert table.loc["sgd_mf", "share of matmul"] == pytest.approx(0.25)
+    assert table.loc["sgd_mf", "epoch s"] == pytest.approx(0.2)
+    row = table.loc["lstm_training_avx2: item now"]
+    assert row["matmul GFLOP/s"] == 100.0 and row["share of matmul"] == pytest.approx(0.4)
+    assert row["user CPU s"] == 5.0
+    assert display.flop_table({"stages": {"matmul": {"matmul_gflops": 1.0}}}).empty

@@ -122,3 +122,21 @@ def test_purchase_counts_are_in_sequence_codes(split):
     assert np.count_nonzero(counts) == len(pairs)
     for (customer, item), n in list(pairs.items())[:20]:
         assert counts[customer + 1, item + 1] == n
+
+
+@pytest.mark.parametrize("num_steps,stride", [(5, 1), (32, 16), (8, 8), (6, 4)])
+def test_every_purchase_is_a_fresh_target_exactly_once(num_steps, stride):
+    rng = np.random.default_rng(num_steps)
+    lengths = rng.integers(1, 60, 40)
+    indptr = np.concatenate([[0], np.cumsum(lengths)])
+    items = rng.integers(1, 50, indptr[-1]).astype(np.int32)
+    X, Y = interactions.make_windows(items, indptr, num_steps, stride=stride)
+    fresh = interactions.fresh_targets(indptr, num_steps, stride)
+    assert fresh.shape == Y.shape
+    assert fresh.sum() == len(items), "one fresh target per purchase"
+    assert np.all(Y[fresh] > 0), "padding is never fresh"
+    # the fresh targets, window by window, are the invoices' items in order
+    assert np.array_equal(Y[fresh], items)
+    # and each fresh target has at least as much context as any repeat of it
+    if stride < num_steps:
+        assert not fresh.all()

@@ -226,7 +226,8 @@ def test_windows_and_hidden_customers(split, trained):
     train = invoices_of(split, "train")
     X, Y, U = make_windows(train.items, train.indptr, 6, 3, customers=train.customers)
     assert np.array_equal(item.windows_[0], Y) and np.array_equal(item.windows_[1], X)
-    assert item.input_names_ == ["items"] and user.input_names_ == ["items", "customers"]
+    assert item.input_names_ == ["items", "scored"]
+    assert user.input_names_ == ["items", "customers", "scored"]
     customers = user.windows_[2]
     assert (customers == customers[:, :1]).all()  # one customer code along a window
     hidden = (customers[:, 0] == 0) & (U > 0)
@@ -234,8 +235,8 @@ def test_windows_and_hidden_customers(split, trained):
     assert hidden.sum() / (U > 0).sum() == pytest.approx(0.3, abs=0.08)
 
 
-def test_loss_weighs_padding_zero_and_averages_over_all_positions(trained):
-    item, _ = trained
+def test_loss_weighs_padding_zero_and_averages_over_all_positions(split):
+    item = lstm.ItemLSTM(**SMALL | {"targets": "all", "negatives": 0, "epochs": 1}).fit(split)
     targets, inputs = item.windows_[0][:16], item.windows_[1][:16]
     assert (targets == 0).any() and (targets > 0).any()
     logits = item.model({"items": inputs}, training=False)
@@ -294,7 +295,8 @@ def test_boost_adds_the_purchase_history(split, trained, validation):
 
 
 def test_learned_history_option_trains_and_predicts(split):
-    model = lstm.UserLSTM(**SMALL | {"epochs": 1, "history": 8}).fit(split)
+    full = {"targets": "all", "negatives": 0}  # the history bonus is added after the output layer
+    model = lstm.UserLSTM(**SMALL | full | {"epochs": 1, "history": 8}).fit(split)
     assert model.input_names_[-2:] == ["history_items", "history_weights"]
     invoices = invoices_of(split, "validation", history=8).take(np.arange(5))
     recs = model.next_items(invoices, 5)
@@ -361,3 +363,66 @@ def test_allow_start_lets_code_zero_be_recommended(split):
     assert not np.any(lstm.predict_from_previous_only(model, invoices) == 0)
     assert np.all(lstm.predict_next_items(model, invoices, allow_start=True)[:, 0] == 0)
     assert not np.any(lstm.predict_next_items(model, invoices) == 0)
+
+
+def test_fresh_targets_loss_is_the_masked_loss_of_the_first_predictions(split):
+    model = lstm.LSTMRecommender(embedding_dim=8, hidden=8, num_steps=8, stride=4, epochs=1,
+                                 dropout=0.0, targets="fresh", **QUIET).fit(split)
+    batch = next(iter(model.batches(np.random.default_rng(0))))
+    targets, items, fresh = batch
+    assert fresh.sum() < (targets > 0).sum(), "overlapping windows repeat targets"
+    logits = model.model({"items": items}, training=False)
+    manual = float(tf.reduce_sum(lstm.next_item_loss(targets, logits) * fresh) / fresh.sum())
+    assert float(model.compute_loss(batch, training=False)) == pytest.approx(manual, rel=1e-5)
+    with pytest.raises(ValueError):
+        lstm.LSTMRecommender(targets="some")
+
+
+def test_buckets_cut_only_trailing_padding(split):
+    model = lstm.LSTMRecommender(embedding_dim=8, hidden=8, num_steps=16, stride=8, epochs=1,
+                                 dropout=0.0, targets="fresh", buckets=True, batch_size=8,
+                                 **QUIET).fit(split)
+    batches = list(model.batches(np.random.default_rng(1)))
+    rows = sum(len(batch[0]) for batch in batches)
+    assert rows == len(model.windows_[0]), "every window once per epoch"
+    assert sum(batch[2].sum() for batch in batches) == model.windows_[2].sum(), "no target is cut"
+    assert any(batch[0].shape[1] < 16 for batch in batches), "short windows are cut"
+    targets, items, fresh = batches[0]
+    full = tuple(np.pad(a, ((0, 0), (0, 16 - a.shape[1]))) for a in batches[0])
+    assert float(model.compute_loss(batches[0], training=False)) == pytest.approx(
+        float(model.compute_loss(full, training=False)), rel=1e-5
+    ), "the network is causal: cutting the padding after the last target changes no loss"
+    with pytest.raises(ValueError):
+        lstm.LSTMRecommender(buckets=True)
+
+
+def test_sampled_softmax_over_the_whole_catalogue_is_the_full_softmax():
+    rng = np.random.default_rng(0)
+    hidden = tf.constant(rng.normal(size=(7, 5)), tf.float32)
+    kernel = tf.constant(rng.normal(size=(5, 11)), tf.float32)
+    bias = tf.constant(rng.normal(size=11), tf.float32)
+    targets = tf.constant(rng.integers(1, 11, 7), tf.int32)
+    full = lstm.next_item_loss(targets, hidden @ kernel + bias)
+    every = tf.range(11, dtype=tf.int32)  # each item once, the target among them (left out)
+    sampled = lstm.sampled_softmax_loss(hidden, targets, every, kernel, bias, tf.zeros(11))
+    np.testing.assert_allclose(sampled.numpy(), full.numpy(), rtol=1e-5)
+    # a sample without the target's competitors gives a smaller loss; the correction raises it
+    few = tf.constant([1, 2], tf.int32)
+    small = lstm.sampled_softmax_loss(hidden, targets, few, kernel, bias, tf.zeros(11))
+    assert np.all(small.numpy() <= full.numpy() + 1e-6)
+    corrected = lstm.sampled_softmax_loss(hidden, targets, few, kernel, bias, tf.fill([11], -2.0))
+    assert np.all(corrected.numpy() >= small.numpy() - 1e-6)
+
+
+def test_purchases_and_negatives_train_and_predict_the_whole_catalogue(split):
+    model = lstm.LSTMRecommender(embedding_dim=8, hidden=8, num_steps=8, stride=4, epochs=1,
+                                 dropout=0.0, targets="purchases", negatives=16, **QUIET).fit(split)
+    batch = next(iter(model.batches(np.random.default_rng(0))))
+    targets, items, scored, negatives = batch
+    assert np.array_equal(scored, targets > 0), "every purchase of the window is scored"
+    assert negatives.shape == (16,) and np.all(negatives > 0), "the start code is never drawn"
+    assert np.isfinite(float(model.compute_loss(batch, training=False)))
+    invoices = invoices_of(split, "validation")
+    assert model.next_items(invoices, k=3).shape == (invoices.n_steps, 3)
+    with pytest.raises(ValueError):
+        lstm.LSTMRecommender(negatives=16)  # the full softmax at every position

@@ -40,11 +40,7 @@ WINDOW = (1280, 1600)
 #: Figures whose cell also shows a table: myst-nb wraps every output of a cell with figure metadata
 #: in the figure, so such a figure needs a cell of its own, and the chapter re-executed. Until
 #: then this many figures of the page may stay unnumbered; delete an entry once it is done.
-AWAITING_REEXECUTION = {
-    "chapters/06_item_lstm": 1,
-    "chapters/07_user_lstm": 1,
-    "chapters/98_benchmarks": 1,
-}
+AWAITING_REEXECUTION: dict[str, int] = {}
 #: The browser's own housekeeping (clock, updates, accounts, autofill, safe browsing), not the
 #: page's: the only hosts the proxy log ignores (exact names: a page's fonts.googleapis.com counts).
 BROWSER_HOSTS = {

@@ -77,3 +77,38 @@ class Timer:
     def __exit__(self, *exc) -> None:
         self.seconds = time.perf_counter() - self._start
 
+
+
+def flop_table(results: dict) -> pd.DataFrame:
+    """Each training stage of ``make bench``: FLOPs of an epoch, its rate, and the share of the
+    same run's TensorFlow matmul rate (stage ``matmul``), with the CPU time of the stage's fit.
+
+    ``results`` is ``benchmarks/results/latest.json``. A stage reports its rate either at its top
+    level (``epoch_gflop``, ``achieved_gflops``, ``fit_cpu_seconds``) or as ``<key>_rate`` dicts
+    beside ``<key>_cpu_seconds``; stages run under the AVX2 emulation (names ending ``_avx2``)
+    are compared with the emulated matmul rate.
+    """
+    stages = results["stages"]
+    rows = []
+    for name, values in stages.items():
+        emulated = name.endswith("_avx2")
+        limit = stages.get("matmul_avx2" if emulated else "matmul", {}).get("matmul_gflops")
+        found = [(name, name, values)] if "achieved_gflops" in values else []
+        found += [
+            (f"{name}: {key.removesuffix('_rate').replace('_', ' ')}", key.removesuffix("_rate"), value)
+            for key, value in values.items()
+            if key.endswith("_rate") and isinstance(value, dict)
+        ]
+        for label, key, flops in found:
+            cpu = values.get(f"{key}_cpu_seconds") or values.get("fit_cpu_seconds") or {}
+            rows.append({
+                "stage": label,
+                "epoch GFLOP": flops["epoch_gflop"],
+                "epoch s": flops["epoch_gflop"] / flops["achieved_gflops"],
+                "GFLOP/s": flops["achieved_gflops"],
+                "matmul GFLOP/s": limit,
+                "share of matmul": flops["achieved_gflops"] / limit if limit else np.nan,
+                "user CPU s": cpu.get("user", np.nan),
+                "system CPU s": cpu.get("system", np.nan),
+            })
+    return pd.DataFrame(rows).set_index("stage") if rows else pd.DataFrame()

@@ -105,6 +105,31 @@ OUR_WINDOWS = Rung(
     "prefix",
 )
 SMALL_NETWORK = {"layers": 1, "hidden": 128, "embedding_dim": 64, "dropout": 0.2, "init": "keras"}
+REMOVAL = Rung("remove items already in the invoice", {"drop_bought": True}, "model")
+#: From the chapters' models of the previous round to this round's: the same network, trained
+#: with less work per epoch (benchmarks appendix), and the epochs that buys.
+ITEM_FASTER = (
+    Rung("the output layer only at each purchase's first prediction", {"targets": "fresh"}, "model"),
+    Rung("a sampled softmax: 512 items per batch, not the catalogue", {"negatives": 512}, "model"),
+    Rung(
+        "batches of windows of about the same length, cut after the longest (not taken)",
+        {"buckets": True},
+        "model",
+        side=True,
+    ),
+)
+USER_PURCHASES = Rung(
+    "the output layer only at the purchases, not at padding", {"targets": "purchases"}, "model"
+)
+USER_SAMPLED = Rung("a sampled softmax: 2,048 items per batch, not the catalogue", {"negatives": 2048}, "model")
+#: Parameters that change only how a trained model recommends: a rung that changes only these
+#: re-evaluates the model of the rung before it.
+RECOMMENDATION_PARAMS = frozenset({"drop_bought", "boost", "candidates"})
+
+
+def retrains(rung: Rung) -> bool:
+    """Whether a rung trains a model (it changes a parameter of training)."""
+    return bool(set(rung.params) - RECOMMENDATION_PARAMS)
 
 LADDERS = {
     "sgd_mf": Ladder(
@@ -162,15 +187,18 @@ LADDERS = {
         source=lstm.ITEM_LSTM_SOURCE,
         final=lstm.ITEM_LSTM,
         published=0.071,
-        rungs=(*LSTM_SOURCE_STAGE, OUR_WINDOWS),
-        chapter=(
+        rungs=(
+            *LSTM_SOURCE_STAGE,
+            OUR_WINDOWS,
             Rung(
                 "one LSTM of 128 over embeddings of 64, dropout 0.2, Keras' initialisers",
                 SMALL_NETWORK,
                 "prefix",
             ),
-            Rung("remove items already in the invoice", {"drop_bought": True}, "model"),
+            REMOVAL,
+            *ITEM_FASTER,
         ),
+        chapter=(Rung("twelve epochs", {"epochs": 12}, "model"),),
     ),
     "user_lstm": Ladder(
         name="user_lstm",
@@ -189,12 +217,12 @@ LADDERS = {
                 SMALL_NETWORK | {"customer_dim": 32},
                 "prefix",
             ),
-        ),
-        chapter=(
             Rung("hide the customer of 30% of the windows", {"hide_customers": 0.3}, "prefix"),
-            Rung("remove items already in the invoice", {"drop_bought": True}, "model"),
+            REMOVAL,
             Rung("purchase-history bonus at the weight chosen on validation", {"boost": 1.0}, "model"),
+            USER_PURCHASES,
         ),
+        chapter=(USER_SAMPLED,),
     ),
 }
 
@@ -234,7 +262,7 @@ def _reusable(ladder: Ladder, previous: dict | None, overrides: dict) -> int:
             break
         count += 1
     # a rung that only re-evaluates needs the model of the rung before it: reuse whole groups
-    while count < len(ladder.rungs) and count and not ladder.rungs[count].params:
+    while count < len(ladder.rungs) and count and not retrains(ladder.rungs[count]):
         count -= 1
     return count
 
@@ -260,8 +288,11 @@ def run(
         if index < reused:
             continue
         params = params | overrides
-        trained = bool(rung.params) or model is None
-        if trained:
+        trained = retrains(rung) or model is None
+        if not trained:  # the same model, recommending another way
+            for key, value in rung.params.items():
+                setattr(model, key, value)
+        else:
             model = ladder.model(**params, progress=progress)
             history = []
 
@@ -415,7 +446,10 @@ def main(args: list[str]) -> None:
             result["source_seeds"] = {str(k): v for k, v in source_spread(LADDERS[name], split, seeds).items()}
         else:
             path = RESULTS / f"ladder_{name}.json"
-            result = run(LADDERS[name], split, previous=read(name) if path.exists() else None)
+            previous = read(name) if path.exists() else None
+            result = run(LADDERS[name], split, previous=previous)
+            if previous and "source_seeds" in previous and _reusable(LADDERS[name], previous, {}):
+                result["source_seeds"] = previous["source_seeds"]  # rung 0 was not trained again
         path = write(result)
         print(f"wrote {path} in {time.perf_counter() - start:.0f} s", flush=True)
 

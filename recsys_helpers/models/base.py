@@ -265,6 +265,25 @@ def shuffled_batches(n: int, batch_size: int, rng: np.random.Generator) -> list[
     return [order[start : start + batch_size] for start in range(0, n, batch_size)]
 
 
+def bucketed_batches(
+    lengths: np.ndarray, batch_size: int, rng: np.random.Generator, pool: int = 32
+) -> list[np.ndarray]:
+    """Row indices of one epoch, each batch made of rows of about the same length.
+
+    The rows are shuffled, cut into pools of ``pool`` batches, sorted by ``lengths`` within each
+    pool (so a batch of short rows can be cut to its longest row), cut into batches, and the
+    batches shuffled: every row once per epoch, in a new order each epoch.
+    """
+    order = rng.permutation(len(lengths))
+    size = batch_size * pool
+    batches = []
+    for start in range(0, len(order), size):
+        chunk = order[start : start + size]
+        chunk = chunk[np.argsort(lengths[chunk], kind="stable")]
+        batches += [chunk[i : i + batch_size] for i in range(0, len(chunk), batch_size)]
+    return [batches[i] for i in rng.permutation(len(batches))]
+
+
 def take(arrays: Sequence[np.ndarray], rows: np.ndarray) -> tuple:
     """The same rows of several arrays (one batch)."""
     return tuple(array[rows] for array in arrays)
