@@ -276,3 +276,186 @@ def purchase_counts(split: Split) -> np.ndarray:
     out = np.zeros((counts.shape[0] + 1, counts.shape[1] + 1), dtype=np.float32)
     out[1:, 1:] = counts.toarray()
     return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Customers' whole histories as token sequences (the self-attention chapter)
+
+
+@dataclass(frozen=True)
+class CustomerSequences:
+    """Training invoices joined per customer: sequence ``s`` is ``tokens[indptr[s]:indptr[s+1]]``.
+
+    Tokens are sequence codes (item + 1) and ``boundary`` (``n_items + 1``) between two invoices
+    of the same customer, in time order. Each anonymous invoice is a sequence of its own.
+    ``customers`` holds each sequence's customer code (0: anonymous); ``of_customer[c]`` is the
+    sequence of customer code ``c`` (-1: none).
+    """
+
+    tokens: np.ndarray
+    indptr: np.ndarray
+    customers: np.ndarray
+    boundary: int
+    of_customer: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.indptr) - 1
+
+
+def customer_sequences(split: Split, history: bool = True) -> CustomerSequences:
+    """The training period as ``CustomerSequences``; ``history=False`` keeps every invoice on its
+    own (what the LSTMs read), for the ablation."""
+    train = invoices_of(split, "train")
+    boundary = split.n_items + 1
+    lengths = train.lengths
+    customers = train.customers.astype(np.int32)
+    if history:
+        known = np.flatnonzero(customers > 0)
+        known = known[np.argsort(customers[known], kind="stable")]  # by customer, in time order
+        order = np.concatenate([known, np.flatnonzero(customers == 0)])
+    else:
+        order = np.arange(len(train))
+    ordered = customers[order]
+    # a boundary follows an invoice when the next one in this order has the same known customer
+    follows = np.zeros(len(order), dtype=bool)
+    if history:
+        follows[:-1] = (ordered[1:] == ordered[:-1]) & (ordered[:-1] > 0)
+    size = lengths[order] + follows
+    offsets = np.concatenate([[0], np.cumsum(size)]).astype(np.int64)
+    tokens = np.zeros(offsets[-1], dtype=np.int32)
+    starts = train.indptr[order]
+    rows = np.repeat(offsets[:-1] - starts, lengths[order]) + ranges(starts, lengths[order])
+    tokens[rows] = _gatherranges(train.items, starts, lengths[order])
+    tokens[offsets[1:][follows] - 1] = boundary
+    # a new sequence starts wherever the previous invoice is not followed by a boundary
+    first = np.flatnonzero(np.r_[True, ~follows[:-1]])
+    indptr = np.concatenate([offsets[first], [offsets[-1]]]).astype(np.int64)
+    seq_customers = ordered[first]
+    of_customer = np.full(split.n_customers + 1, -1, dtype=np.int64)
+    if history:
+        has = seq_customers > 0
+        of_customer[seq_customers[has]] = np.flatnonzero(has)
+    return CustomerSequences(tokens, indptr, seq_customers, boundary, of_customer)
+
+
+def ranges(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """``concat(arange(s, s + n))`` over pairs, vectorised."""
+    lengths = np.asarray(lengths, dtype=np.int64)
+    total = int(lengths.sum())
+    firsts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+    return np.repeat(np.asarray(starts, dtype=np.int64) - firsts, lengths) + np.arange(total)
+
+
+def _gatherranges(values: np.ndarray, starts, lengths) -> np.ndarray:
+    return values[ranges(starts, lengths)]
+
+
+def sequence_windows(sequences: CustomerSequences, context: int, stride: int):
+    """Training windows of the customer sequences (``make_windows``) and where they come from.
+
+    Returns ``X, Y`` (``(windows, context)``), ``fresh`` (``fresh_targets``: each target once)
+    and ``source``: the index in ``sequences.tokens`` of every input token (-1 for the start
+    code and padding), so that a boundary's next invoice can be found.
+    """
+    X, Y = make_windows(sequences.tokens, sequences.indptr, context, stride)
+    fresh = fresh_targets(sequences.indptr, context, stride)
+    offsets, invoice, starts = _window_layout(sequences.indptr, context, stride)
+    padded = starts[:, None] + np.arange(context)  # position in the padded layout
+    within = padded - offsets[invoice][:, None] - 1  # index in the sequence (-1: its start code)
+    length = np.diff(sequences.indptr)[invoice][:, None]
+    source = np.where((within >= 0) & (within < length), sequences.indptr[invoice][:, None] + within, -1)
+    return X, Y, fresh, source
+
+
+def next_invoices(sequences: CustomerSequences) -> tuple[np.ndarray, np.ndarray]:
+    """For every token, the start and end (in ``tokens``) of the invoice after it, when it is a
+    boundary (else ``start == end``): the basket target of that position."""
+    n = len(sequences.tokens)
+    is_boundary = sequences.tokens == sequences.boundary
+    # the end of the invoice after each boundary: the next boundary or the end of the sequence
+    stops = np.zeros(n + 1, dtype=bool)
+    stops[np.flatnonzero(is_boundary)] = True
+    stops[sequences.indptr[1:]] = True  # the end of every sequence
+    positions = np.flatnonzero(stops)
+    start = np.arange(n) + 1
+    end = np.where(is_boundary, positions[np.searchsorted(positions, start)], start)
+    return start, end
+
+
+def _sequence_of(sequences: CustomerSequences, customers):
+    """Whether each customer code has a sequence, and its start and length in ``tokens``."""
+    seq = sequences.of_customer[np.asarray(customers, dtype=np.int64)]
+    has = seq >= 0
+    start = np.where(has, sequences.indptr[np.maximum(seq, 0)], 0)
+    length = np.where(has, sequences.indptr[np.maximum(seq, 0) + 1] - start, 0)
+    return has, start, length
+
+
+def _tail_tokens(sequences, customers, keep: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Flat tokens of the last ``keep[i]`` codes of ``[0, sequence of customers[i]..., boundary]``
+    (``[0]`` alone for customers without a sequence); returns the tokens and each part's length."""
+    has, start, length = _sequence_of(sequences, customers)
+    full = np.where(has, length + 2, 1)  # [0, tokens..., boundary] or [0]
+    keep = np.minimum(keep, full)
+    parts = len(full)
+    offsets = np.concatenate([[0], np.cumsum(keep)]).astype(np.int64)
+    local = ranges(full - keep, keep)  # index within [0, tokens..., boundary]
+    owner = np.repeat(np.arange(parts), keep)
+    out = np.zeros(offsets[-1], dtype=np.int32)
+    inside = (local >= 1) & (local <= length[owner])
+    out[inside] = sequences.tokens[start[owner][inside] + local[inside] - 1]
+    out[has[owner] & (local == length[owner] + 1)] = sequences.boundary
+    return out, keep
+
+
+def history_contexts(sequences: CustomerSequences, customers, context: int):
+    """The basket protocol's contexts: for each customer code, the last ``context`` tokens of
+    ``[0, history..., boundary]`` as a right-padded ``(n, context)`` array, and the column of the
+    boundary (where the next invoice is predicted)."""
+    customers = np.asarray(customers, dtype=np.int64)
+    tokens, keep = _tail_tokens(sequences, customers, np.full(len(customers), context))
+    windows = np.zeros((len(customers), context), dtype=np.int32)
+    rows = np.repeat(np.arange(len(customers)), keep)
+    windows[rows, ranges(np.zeros(len(keep), np.int64), keep)] = tokens
+    return windows, keep - 1
+
+
+def step_windows(sequences: CustomerSequences, invoices: Invoices, context: int, stride: int, history: bool = True):
+    """The next-item protocol's contexts: before each step of ``invoices``, the customer's
+    history, a boundary and the invoice so far (``[0]`` and the invoice so far for anonymous
+    customers, or with ``history=False``).
+
+    The steps of an invoice are scored in chunks of ``stride``: one window of at most
+    ``context`` tokens per chunk, ending just before the chunk's last step, read at the column
+    before each of its steps (the network is causal, so each step sees exactly the tokens before
+    it, at least ``context - stride`` of them when there are that many). Returns ``windows``
+    ``(n_windows, context)`` right-padded, and for every step its window and column.
+    """
+    if stride > context:
+        raise ValueError("stride must not exceed context")
+    lengths = invoices.lengths.astype(np.int64)
+    customers = invoices.customers if history else np.zeros(len(invoices), dtype=np.int64)
+    prefix, p = _tail_tokens(sequences, customers, np.full(len(invoices), context))
+    # the sequence of invoice g: its prefix, then its items
+    m = p + lengths
+    offsets = np.concatenate([[0], np.cumsum(m)]).astype(np.int64)
+    flat = np.zeros(offsets[-1], dtype=np.int32)
+    flat[ranges(offsets[:-1], p)] = prefix
+    flat[ranges(offsets[:-1] + p, lengths)] = invoices.items
+    # chunks of ``stride`` steps per invoice
+    chunks = -(-lengths // stride)
+    owner = np.repeat(np.arange(len(invoices)), chunks)
+    rank = ranges(np.zeros(len(chunks), np.int64), chunks)
+    last = np.minimum((rank + 1) * stride, lengths[owner]) - 1 + p[owner]  # last target position
+    window_start = np.maximum(0, last - context)
+    width = last - window_start
+    cols = np.arange(context)[None, :]
+    index = offsets[owner][:, None] + window_start[:, None] + cols
+    windows = np.where(cols < width[:, None], flat[np.minimum(index, len(flat) - 1)], 0).astype(np.int32)
+    # every step: its chunk and column
+    step = ranges(np.zeros(len(lengths), np.int64), lengths)
+    step_owner = np.repeat(np.arange(len(invoices)), lengths)
+    first_chunk = np.concatenate([[0], np.cumsum(chunks)[:-1]])
+    window_of = first_chunk[step_owner] + step // stride
+    column = p[step_owner] + step - 1 - window_start[window_of]
+    return windows, window_of, column

@@ -15,6 +15,7 @@ from recsys_helpers.evaluation.basket import BasketProtocol
 from recsys_helpers.evaluation.next_item import NextItemProtocol
 from recsys_helpers.evaluation.ratings import rating_metrics
 from recsys_helpers.models import (
+    attention,
     baselines,
     content,
     hybrid,
@@ -28,6 +29,10 @@ from recsys_helpers.models import (
 )
 
 QUIET = {"progress": False}
+SMALL_SASREC = {
+    "context": 24, "stride": 8, "dim": 16, "epochs": 8, "batch_size": 16, "learning_rate": 5e-3,
+    "dropout": 0.0, **QUIET,
+}
 
 # name -> (constructor, learns the checkerboard's groups)
 BASKET = {
@@ -49,6 +54,7 @@ BASKET = {
     "hybrid": (lambda: hybrid.Hybrid(dim=8, epochs=10, batch_size=256, learning_rate=0.01, **QUIET), True),
     "content": (content.ContentBased, False),  # synthetic descriptions carry no taste
     "history_reranker": (lambda: rerank.HistoryReranker(cutoffs=2, epochs=2), True),
+    "sasrec": (lambda: attention.SASRec(**SMALL_SASREC), True),
 }
 
 NEXT_ITEM = {
@@ -57,8 +63,9 @@ NEXT_ITEM = {
     "seq_repurchase": baselines.SeqRepurchase,
     "item_lstm": lambda: lstm.ItemLSTM(epochs=3, **QUIET),
     "user_lstm": lambda: lstm.UserLSTM(epochs=3, **QUIET),
+    "sasrec": lambda: attention.SASRec(**SMALL_SASREC),
 }
-NEXT_ITEM_LEARNED = ("transitions", "item_lstm", "user_lstm")
+NEXT_ITEM_LEARNED = ("transitions", "item_lstm", "user_lstm", "sasrec")
 
 
 # ---------------------------------------------------------------------------------------------

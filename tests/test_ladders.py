@@ -102,3 +102,32 @@ def test_styled_table_keeps_whole_descriptions():
                           "taken": [True], "fit seconds": [12.345], "run by": ["make ladders"]})
     html = ladders.styled(steps).to_html()
     assert "x" * 120 in html and "0.1235" in html and "12" in html and "nan" not in html.lower()
+
+
+def test_the_sasrec_path_ends_at_the_chapters_model():
+    path = ladders.sasrec_path()
+    taken = [params for rung, params in path if not rung.side]
+    assert taken[-1] == dict(ladders.attention.SASREC), "the last rung taken is attention.SASREC"
+    assert path[0][1]["basket_weight"] == 0.0
+    previous = path[0][1]
+    for rung, params in path[1:]:
+        changed = {k for k in params if params[k] != previous.get(k)}
+        assert changed <= set(rung.params), f"{rung.change}: {changed - set(rung.params)}"
+        if not rung.side:
+            previous = params
+
+
+def test_run_sasrec_measures_both_protocols_at_every_rung(split, monkeypatch):
+    small = {"context": 16, "stride": 8, "dim": 8, "epochs": 1, "batch_size": 32}
+    result = ladders.run_sasrec(split, overrides=small, progress=False)
+    assert [r["change"] for r in result["rungs"]] == [r.change for r in ladders.SASREC_PATH]
+    for row in result["rungs"]:
+        assert 0 < row["accuracy"] <= 1 and 0 < row["precision"] <= 1
+        assert row["boost"] in ladders.attention.BONUS_WEIGHTS and row["fit_seconds"] > 0
+        assert row["trend_boost"] in ladders.attention.TREND_WEIGHTS
+    chapter = {
+        "epochs": 1, "accuracy": 0.5, "precision": 0.2, "boost": 1.0, "basket_boost": 2.0,
+        "trend_boost": 0.1, "fit_seconds": 3.0,
+    }
+    table = ladders.sasrec_table(result, chapter)
+    assert len(table) == len(ladders.SASREC_PATH) + 1 and table["run by"].iloc[-1] == "this chapter"

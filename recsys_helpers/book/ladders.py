@@ -11,7 +11,10 @@ that the table a chapter shows ends at the number it glues.
 Rungs that train for minutes are too expensive for ``make full``; this module runs them and
 writes ``benchmarks/results/ladder_<name>.json``, which the chapters display (``table``, ``plot``).
 
-Usage: ``python -m recsys_helpers.book.ladders [sgd_mf bpr item_lstm user_lstm]``.
+The self-attention chapter has no source configuration: its path (``SASREC_PATH``) starts from a
+plain version and measures both protocols at every rung (``run_sasrec``).
+
+Usage: ``python -m recsys_helpers.book.ladders [sgd_mf bpr item_lstm user_lstm sasrec]``.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ import pandas as pd
 from ..datasets.retail import Split, load_split
 from ..evaluation.basket import BasketProtocol
 from ..evaluation.next_item import NextItemProtocol
-from ..models import lstm, mf
+from ..models import attention, lstm, mf
 from ..settings import configure_tensorflow, get_settings
 from .execute import ROOT, cpu_model
 
@@ -364,6 +367,89 @@ def read(name: str, folder: Path = RESULTS) -> dict:
 
 
 # ---------------------------------------------------------------------------------------------
+# The self-attention chapter: both protocols at every rung
+
+#: From a plain SASRec (two blocks of 64 over a 64-token context, the next-item loss alone) to
+#: the chapter's model; every rung trains and is measured on both protocols with its bonuses at
+#: their best weights on validation (``attention.tune_bonuses``). Two variants the issue
+#: suggested are measured and not taken; the last rung is the chapter's own model (trained by
+#: the chapter).
+SASREC_PATH = (
+    Rung(
+        "plain: a 64-token context, the next-item loss alone, six epochs",
+        {"context": 64, "stride": 32, "basket_weight": 0.0, "epochs": 6},
+    ),
+    Rung("a longer history: a 128-token context read every 64 (not taken)",
+         {"context": 128, "stride": 64}, side=True),
+    Rung("a basket loss at every boundary, weight 0.3 (not taken)", {"basket_weight": 0.3}, side=True),
+)
+SASREC_CHAPTER = Rung("eight epochs", {"epochs": 8})
+
+
+def sasrec_path() -> list[tuple[Rung, dict]]:
+    """Every rung of ``SASREC_PATH`` and then ``SASREC_CHAPTER`` with the full parameters it
+    trains with (side rungs branch off)."""
+    params, out = dict(attention.SASREC), []
+    params |= SASREC_PATH[0].params
+    for rung in (*SASREC_PATH, SASREC_CHAPTER):
+        current = params | rung.params
+        out.append((rung, current))
+        if not rung.side:
+            params = current
+    return out
+
+
+def sasrec_scores(model, split: Split) -> dict:
+    """Validation next-item accuracy and basket precision of a fitted ``SASRec``, with its
+    bonuses at their best weights on validation (``attention.tune_bonuses``)."""
+    next_val = NextItemProtocol.from_split(split, "validation")
+    basket_val = BasketProtocol.from_split(split, "validation")
+    accuracy, precision = attention.tune_bonuses(model, next_val, basket_val)
+    return {
+        "accuracy": float(accuracy.max()), "precision": float(precision.to_numpy().max()),
+        "boost": model.boost, "basket_boost": model.basket_boost, "trend_boost": model.trend_boost,
+    }
+
+
+def run_sasrec(split: Split, overrides: dict | None = None, progress: bool = True) -> dict:
+    """Train and measure every rung of ``SASREC_PATH`` (``overrides``, for tests, update each)."""
+    configure_tensorflow()
+    rows = []
+    for index, (rung, params) in enumerate(sasrec_path()[: len(SASREC_PATH)]):
+        params = params | (overrides or {})
+        model = attention.SASRec(**params, progress=progress).fit(split)
+        scores = sasrec_scores(model, split)
+        rows.append({"rung": index, "change": rung.change, "side": rung.side, "epochs": params["epochs"],
+                     **scores, "fit_seconds": model.fit_seconds_, "params": params})
+        print(f"sasrec {index}: {rung.change}: {scores}", flush=True)
+    settings = get_settings()
+    return {"ladder": "sasrec", "metric": "accuracy and precision", "mode": settings.mode,
+            "seed": settings.seed, "cpu": cpu_model(), "rungs": rows}
+
+
+def _bonuses(row: dict) -> str:
+    return f"{row['boost']:g}, {row['basket_boost']:g}, {row['trend_boost']:g}"
+
+
+def sasrec_table(result: dict, chapter: dict | None = None) -> pd.DataFrame:
+    """The self-attention path as a table (``chapter``: the chapter model's scores, last)."""
+    rows = [
+        {"change": r["change"], "epochs": r["epochs"], "next-item accuracy": r["accuracy"],
+         "basket precision": r["precision"], "bonus (next, basket, trend)": _bonuses(r),
+         "taken": not r["side"], "fit seconds": r["fit_seconds"], "run by": "make ladders"}
+        for r in result["rungs"]
+    ]
+    if chapter is not None:
+        rows.append({"change": SASREC_CHAPTER.change, "epochs": chapter["epochs"],
+                     "next-item accuracy": chapter["accuracy"], "basket precision": chapter["precision"],
+                     "bonus (next, basket, trend)": _bonuses(chapter),
+                     "taken": True, "fit seconds": chapter["fit_seconds"], "run by": "this chapter"})
+    out = pd.DataFrame(rows)
+    out.index.name = "rung"
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
 # Showing
 
 
@@ -439,9 +525,11 @@ def main(args: list[str]) -> None:
         while args and args[0].isdigit():
             seeds.append(int(args.pop(0)))
     split = load_split()
-    for name in args or list(LADDERS):
+    for name in args or [*LADDERS, "sasrec"]:
         start = time.perf_counter()
-        if seeds:
+        if name == "sasrec":
+            result = run_sasrec(split)
+        elif seeds:
             result = read(name)
             result["source_seeds"] = {str(k): v for k, v in source_spread(LADDERS[name], split, seeds).items()}
         else:
