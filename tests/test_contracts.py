@@ -17,6 +17,7 @@ from recsys_helpers.evaluation.ratings import rating_metrics
 from recsys_helpers.models import (
     baselines,
     content,
+    graph_sequence,
     hybrid,
     lightgcn,
     lstm,
@@ -160,6 +161,10 @@ def rating_models(split, features):
         "bias_baseline": lambda: ratings.BiasBaseline(n_users, n_movies),
         "content_ratings": lambda: ratings.ContentRatings(features, n_users),
         **keras_ratings,
+        "graph_sequence": lambda: graph_sequence.GraphSequenceRatings(
+            n_users, n_movies, dim=8, units=8, hidden=8, length=16, context=4, epochs=15, batch_size=16,
+            learning_rate=0.01, **QUIET,
+        ),
     }
 
 
@@ -171,6 +176,7 @@ RATING_MODELS = [
     "keras_build_cf",
     "keras_build_ncf",
     "keras_build_hybrid_ratings",
+    "graph_sequence",
 ]
 
 
