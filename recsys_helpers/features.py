@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from .datasets.retail import LabelEncoder, Split
+from .datasets.tokens import token_ids
 
 _WORD = re.compile(r"[A-Z]{3,}")
 #: Words that say nothing about what an item is.
@@ -81,18 +82,8 @@ def description_tokens(
 
     Word ids start at 1; words used by fewer than ``min_count`` items are dropped.
     """
-    words = [tokenize(d)[:max_words] for d in item_table(split)["description"]]
-    counts: dict[str, int] = {}
-    for doc in words:
-        for w in set(doc):
-            counts[w] = counts.get(w, 0) + 1
-    vocabulary = sorted(w for w, n in counts.items() if n >= min_count)
-    index = {w: j + 1 for j, w in enumerate(vocabulary)}
-    tokens = np.zeros((len(words), max_words), dtype="int32")
-    for i, doc in enumerate(words):
-        ids = [index[w] for w in doc if w in index]
-        tokens[i, : len(ids)] = ids
-    return tokens, vocabulary
+    words = [tokenize(d) for d in item_table(split)["description"]]
+    return token_ids(words, max_words, min_count)
 
 
 N_HOURS, N_WEEKDAYS = 24, 7

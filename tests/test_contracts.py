@@ -18,6 +18,7 @@ from recsys_helpers.models import (
     attention,
     baselines,
     content,
+    graph_sequence,
     hybrid,
     lightgcn,
     lstm,
@@ -167,6 +168,10 @@ def rating_models(split, features):
         "bias_baseline": lambda: ratings.BiasBaseline(n_users, n_movies),
         "content_ratings": lambda: ratings.ContentRatings(features, n_users),
         **keras_ratings,
+        "graph_sequence": lambda: graph_sequence.GraphSequenceRatings(
+            n_users, n_movies, dim=8, units=8, hidden=8, length=16, context=4, epochs=15, batch_size=16,
+            learning_rate=0.01, **QUIET,
+        ),
     }
 
 
@@ -178,6 +183,7 @@ RATING_MODELS = [
     "keras_build_cf",
     "keras_build_ncf",
     "keras_build_hybrid_ratings",
+    "graph_sequence",
 ]
 
 

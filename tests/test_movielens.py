@@ -199,3 +199,23 @@ def test_fingerprint_warns_on_other_content(tmp_path, folder, monkeypatch):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         ml.check_folder(folder)
+
+
+def test_title_tokens_genre_codes_and_title_codes():
+    movies = ml.parse_movies(
+        pd.DataFrame(
+            {
+                "movieId": [1, 2, 3, 4],
+                "title": ["Toy Story (1995)", "Toy Story 2 (1999)", "The Story of Us (1999)", "Toy Story (1995)"],
+                "genres": ["Animation|Children", "Animation", ml.NO_GENRE, "Children"],
+            }
+        )
+    )
+    tokens, vocabulary = ml.title_tokens(movies, max_words=3, min_count=2)
+    assert vocabulary == ["story", "toy"]  # "2" and "us" occur once; "the", "of" are stop words
+    assert tokens.tolist() == [[2, 1, 0], [2, 1, 0], [1, 0, 0], [2, 1, 0]]
+    codes, names = ml.genre_codes(movies)
+    assert names == ["Animation", "Children"]
+    assert codes.tolist() == [[1, 2], [1, 0], [0, 0], [2, 0]]
+    titles = ml.title_codes(movies)
+    assert titles[0] == titles[3] and len(set(titles)) == 3

@@ -35,3 +35,52 @@ def test_batches_are_almost_equal_in_size(split):
     model.build(split)
     sizes = [len(c) for c, _ in model.batches(np.random.default_rng(0))]
     assert sum(sizes) == len(model.customers_) and max(sizes) - min(sizes) <= 1
+
+
+def _taste_ratings(n_users=60, n_movies=40, per_user=12, seed=0):
+    """Users of two tastes rate only films of their taste; titles name the taste (planted)."""
+    rng = np.random.default_rng(seed)
+    taste = np.arange(n_movies) % 2
+    names = [f"{'Alpha' if t else 'Omega'} story {i}" for i, t in enumerate(taste)]
+    movies = pd.DataFrame(
+        {
+            "title": [f"{n} (1999)" for n in names],
+            "name": names,
+            "genres": ["Drama" if t else "Comedy" for t in taste],
+            "genre_list": [["Drama"] if t else ["Comedy"] for t in taste],
+        }
+    )
+    rows = []
+    for user in range(n_users):
+        mine = np.flatnonzero(taste == user % 2)
+        for movie in rng.choice(mine, per_user, replace=False):
+            rows.append((user, int(movie), 4.0))
+    return pd.DataFrame(rows, columns=["user", "movie", "rating"]), movies
+
+
+def test_movielens_towers_read_titles_words_and_genres():
+    frame, movies = _taste_ratings()
+    data = two_tower.MovieLensTowers(movies, 60, words=True, genres=True)(frame)
+    assert [f.name for f in data.candidate_features] == ["title", "words", "genres"]
+    assert data.candidate_tables["words"].shape[0] == len(movies) == data.n_candidates
+    assert data.n_queries == 60 and len(data.queries) == len(frame)
+    assert data.popularity.max() == 1.0
+
+
+def test_movielens_two_tower_learns_the_planted_tastes():
+    frame, movies = _taste_ratings()
+    model = two_tower.TwoTower(
+        towers=two_tower.MovieLensTowers(movies, 60, words=True, genres=True),
+        dim=8, epochs=30, batch_size=64, learning_rate=0.02, progress=False,
+    ).fit(frame)
+    top = model.recommend(np.arange(60), k=10)
+    same_taste = (top % 2) == (np.arange(60)[:, None] % 2)
+    assert same_taste.mean() > 0.9  # chance: 0.5
+
+
+def test_seed_setup_is_a_plain_embedding_tower():
+    frame, movies = _taste_ratings()
+    model = two_tower.TwoTower(towers=two_tower.MovieLensTowers(movies, 60), **two_tower.ML_SEED_SETUP)
+    model.build(frame)
+    assert [type(layer).__name__ for layer in model.query_.layers] == ["InputLayer", "Embedding"]
+    assert model.make_optimizer().__class__.__name__ == "Adagrad"

@@ -25,6 +25,7 @@ import pandas as pd
 
 from ..settings import SUBSET_FRACTION, Settings, get_settings
 from .download import DataError, download_file, stable_hash
+from .tokens import token_ids
 
 MOVIELENS_URL = "https://files.grouplens.org/datasets/movielens/ml-latest-small.zip"
 MOVIELENS_NAME = "ml-latest-small"
@@ -249,6 +250,44 @@ def movie_features(movies: pd.DataFrame) -> tuple[np.ndarray, list[str]]:
         "old",
         "year",
     ]
+
+
+_TITLE_WORD = re.compile(r"[a-z0-9]+")
+#: Title words that say nothing about a film.
+TITLE_STOP_WORDS = frozenset({"the", "a", "an", "of", "and", "in", "on", "to", "le", "la", "les", "de"})
+
+
+def title_codes(movies: pd.DataFrame) -> np.ndarray:
+    """One code per distinct ``title`` string (films with the same title share it), in the order
+    of ``movies``: what a string lookup of the title gives (the two-tower source's movie id)."""
+    return pd.factorize(movies["title"], sort=True)[0].astype("int32")
+
+
+def title_tokens(
+    movies: pd.DataFrame, max_words: int = 8, min_count: int = 2
+) -> tuple[np.ndarray, list[str]]:
+    """(n_movies, max_words) word ids of each title without its year, 0 = padding; the vocabulary.
+
+    Words are lower-case letters and digits (so "2" of a sequel counts), stop words dropped; a
+    word must occur in at least ``min_count`` titles. Ids start at 1.
+    """
+    words = [
+        [w for w in _TITLE_WORD.findall(str(name).lower()) if w not in TITLE_STOP_WORDS]
+        for name in movies["name"]
+    ]
+    return token_ids(words, max_words, min_count)
+
+
+def genre_codes(movies: pd.DataFrame) -> tuple[np.ndarray, list[str]]:
+    """(n_movies, most genres of a film) genre ids (1-based, 0 = padding) and the genre names:
+    the genres of ``genre_matrix`` as a list of tokens per film."""
+    matrix, names = genre_matrix(movies)
+    width = max(1, int(matrix.sum(axis=1).max())) if len(matrix) else 1
+    codes = np.zeros((len(matrix), width), dtype="int32")
+    for row, cols in enumerate(matrix.astype(bool)):
+        ids = np.flatnonzero(cols) + 1
+        codes[row, : len(ids)] = ids
+    return codes, names
 
 
 def read_movielens(folder: Path) -> tuple[pd.DataFrame, pd.DataFrame]:

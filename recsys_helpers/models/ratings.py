@@ -153,7 +153,13 @@ class ContentRatings:
 
 
 class MoviePopularity:
-    """Rank movies by how many users rated them (a reference for the ranking metrics only)."""
+    """Rank movies by how many users rated them (a reference for the ranking metrics only).
+
+    ``scores`` and ``score_batch`` make it a reference for the retrieval metrics too
+    (``evaluation.retrieval.factorized_top_k``).
+    """
+
+    score_batch = 512
 
     def __init__(self, n_movies: int):
         self.n_movies = n_movies
@@ -165,6 +171,14 @@ class MoviePopularity:
 
     def score_users(self, users, context=None) -> np.ndarray:
         return np.broadcast_to(self.counts_, (len(users), self.n_movies))
+
+    def scores(self, users) -> np.ndarray:
+        return self.score_users(users)
+
+
+#: MF with biases as chapter 20 chooses it on validation (``l2`` from its sweep); the later
+#: MovieLens chapters use it as a reference and as a ranking model.
+MF_BIASES_CHOSEN = {"factors": 32, "biases": True, "l2": 0.1, "learning_rate": 0.005}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -296,7 +310,41 @@ def rating_inputs(model: keras.Model, frame: pd.DataFrame) -> dict[str, np.ndarr
     return out
 
 
-class KerasRatings(KerasTrainer):
+class ValidatedFit:
+    """``fit(train, validation=None, epochs=None)`` of a rating model on the one training loop.
+
+    With ``validation`` the loop stops early on its MSE (after ``self.patience`` epochs without
+    improvement) and keeps the best epoch's weights (``best_epoch_``); without it, it trains
+    ``epochs`` (default the model's) and ``best_epoch_`` is that number: the refit on train +
+    validation with the epochs chosen on validation. The model supplies ``predict(frame)``.
+    """
+
+    patience: int | None = 3
+
+    def fit(self, train: pd.DataFrame, validation: pd.DataFrame | None = None, epochs: int | None = None):
+        # Every model traces its own predict function; TF's "retracing" notes about that are noise.
+        tf.get_logger().setLevel("ERROR")
+        if validation is None:
+            KerasTrainer.fit(self, train, epochs=epochs)
+            self.best_epoch_ = len(self.history_)
+            return self
+        truth = validation["rating"].to_numpy("float64")
+
+        def validation_mse(model) -> dict[str, float]:
+            return {"val_mse": float(np.mean((model.predict(validation) - truth) ** 2))}
+
+        return KerasTrainer.fit(
+            self,
+            train,
+            callback=validation_mse,
+            keep_best="val_mse",
+            lower_is_better=True,
+            patience=self.patience,
+            epochs=epochs,
+        )
+
+
+class KerasRatings(ValidatedFit, KerasTrainer):
     """A Keras rating model from ``builder`` trained on the squared error by the one training loop.
 
     ``fit(train, validation)`` stops early on the validation MSE (after ``patience`` epochs
@@ -351,30 +399,6 @@ class KerasRatings(KerasTrainer):
         # call above (as in Keras' own train step, which adds them to the compiled loss).
         return mse + tf.add_n(self.model.losses) if self.model.losses else mse
 
-    def fit(
-        self, train: pd.DataFrame, validation: pd.DataFrame | None = None, epochs: int | None = None
-    ):
-        """Train on ``train``; with ``validation``, stop early on its MSE (see the class)."""
-        # Every model traces its own predict function; TF's "retracing" notes about that are noise.
-        tf.get_logger().setLevel("ERROR")
-        if validation is None:
-            super().fit(train, epochs=epochs)
-            self.best_epoch_ = len(self.history_)
-            return self
-        truth = validation["rating"].to_numpy("float64")
-
-        def validation_mse(model: KerasRatings) -> dict[str, float]:
-            return {"val_mse": float(np.mean((model.predict(validation) - truth) ** 2))}
-
-        return super().fit(
-            train,
-            callback=validation_mse,
-            keep_best="val_mse",
-            lower_is_better=True,
-            patience=self.patience,
-            epochs=epochs,
-        )
-
     def predict(self, frame: pd.DataFrame, batch_size: int = 16384) -> np.ndarray:
         inputs = rating_inputs(self.model, frame)
         chunks = [
@@ -409,7 +433,7 @@ class KerasRatings(KerasTrainer):
 def refit(model, frame: pd.DataFrame):
     """Fit again on ``frame`` (train + validation) with what validation chose: a Keras model
     for the number of epochs early stopping kept, any other model as it is configured."""
-    if isinstance(model, KerasRatings):
+    if isinstance(model, KerasTrainer):
         return model.fit(frame, epochs=model.best_epoch_)
     return model.fit(frame)
 
