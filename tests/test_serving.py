@@ -97,7 +97,7 @@ def test_synthetic_catalogue_is_seeded_and_clustered():
 
 
 def test_recall_at_k_counts_shared_items():
-    assert serving.recall_at_k([[1, 2, 3], [4, 5, 6]], [[3, 2, 1], [4, 7, 8]]) == pytest.approx(4 / 6)
+    assert serving.index_recall([[1, 2, 3], [4, 5, 6]], [[3, 2, 1], [4, 7, 8]]) == pytest.approx(4 / 6)
 
 
 def test_indexes_find_the_exact_top_k():
@@ -106,11 +106,11 @@ def test_indexes_find_the_exact_top_k():
     exact = serving.exact_index(items, k=10)(queries)
     brute = items @ queries.T
     np.testing.assert_array_equal(np.sort(exact, 1), np.sort(np.argsort(-brute.T, 1)[:, :10], 1))
-    assert serving.recall_at_k(serving.faiss_exact(items, 10)(queries), exact) == 1.0
+    assert serving.index_recall(serving.faiss_exact(items, 10)(queries), exact) == 1.0
     every = serving.faiss_ivf(items, 10, lists=32, probes=32)  # every cell visited: exact
-    assert serving.recall_at_k(every(queries), exact) == 1.0
-    one = serving.recall_at_k(serving.faiss_ivf(items, 10, lists=32, probes=1)(queries), exact)
-    more = serving.recall_at_k(serving.faiss_ivf(items, 10, lists=32, probes=4)(queries), exact)
+    assert serving.index_recall(every(queries), exact) == 1.0
+    one = serving.index_recall(serving.faiss_ivf(items, 10, lists=32, probes=1)(queries), exact)
+    more = serving.index_recall(serving.faiss_ivf(items, 10, lists=32, probes=4)(queries), exact)
     assert 0.2 < one < more < 1.0 or (one < 1.0 and more == 1.0)
 
 
