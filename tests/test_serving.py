@@ -107,10 +107,10 @@ def test_indexes_find_the_exact_top_k():
     brute = items @ queries.T
     np.testing.assert_array_equal(np.sort(exact, 1), np.sort(np.argsort(-brute.T, 1)[:, :10], 1))
     assert serving.index_recall(serving.faiss_exact(items, 10)(queries), exact) == 1.0
-    every = serving.faiss_ivf(items, 10, lists=32, probes=32)  # every cell visited: exact
-    assert serving.index_recall(every(queries), exact) == 1.0
-    one = serving.index_recall(serving.faiss_ivf(items, 10, lists=32, probes=1)(queries), exact)
-    more = serving.index_recall(serving.faiss_ivf(items, 10, lists=32, probes=4)(queries), exact)
+    ivf = serving.faiss_ivf(items, 10, lists=32)
+    assert serving.index_recall(ivf(queries, probes=32), exact) == 1.0  # every cell visited: exact
+    one = serving.index_recall(ivf(queries, probes=1), exact)
+    more = serving.index_recall(ivf(queries, probes=4), exact)
     assert 0.2 < one < more < 1.0 or (one < 1.0 and more == 1.0)
 
 

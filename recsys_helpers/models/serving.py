@@ -347,13 +347,12 @@ def faiss_exact(candidates: np.ndarray, k: int = 10) -> Callable:
     return lambda queries: index.search(np.ascontiguousarray(queries, dtype="float32"), k)[1]
 
 
-def faiss_ivf(
-    candidates: np.ndarray, k: int = 10, lists: int | None = None, probes: int = 8, seed: int = 42
-) -> Callable:
+def faiss_ivf(candidates: np.ndarray, k: int = 10, lists: int | None = None, seed: int = 42) -> Callable:
     """faiss' inverted-file index (``IndexIVFFlat``, inner product): k-means cuts the catalogue
     into ``lists`` cells (default ``sqrt(n)``), trained on 64 items per cell; a query scans the
     ``probes`` cells whose centres score highest. Approximate: an item in an unvisited cell is
-    missed. The search function keeps the index as ``.index`` (``.index.nprobe`` = ``probes``)."""
+    missed. Returns ``search(queries, probes=8) -> ids (n, k)``; one index serves every
+    ``probes``."""
     candidates = np.ascontiguousarray(candidates, dtype="float32")
     n, dim = candidates.shape
     lists = lists or max(1, int(np.sqrt(n)))
@@ -362,10 +361,10 @@ def faiss_ivf(
     index.cp.seed, index.cp.max_points_per_centroid = seed, 64
     index.train(candidates)
     index.add(candidates)
-    index.nprobe = probes
 
-    def search(queries):
-        return index.search(np.ascontiguousarray(queries, dtype="float32"), k)[1]
+    def search(queries, probes: int = 8):
+        params = faiss.SearchParametersIVF(nprobe=probes)
+        return index.search(np.ascontiguousarray(queries, dtype="float32"), k, params=params)[1]
 
     search.index = index
     return search
