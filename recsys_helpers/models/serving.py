@@ -37,6 +37,7 @@ import tensorflow as tf
 
 from ..evaluation.metrics import recall_at_k
 from ..interactions import START, Invoices
+from ..settings import configure_tensorflow
 from .lstm import LSTMRecommender
 
 #: Most items one request may ask for (the depth of the exported retrieval signature).
@@ -248,6 +249,7 @@ def load_recommender(directory) -> Recommender:
 def main(argv: Sequence[str] | None = None) -> None:
     """``python -m recsys_helpers.models.serving ARTIFACTS REQUESTS.json``: the answers, as JSON."""
     artifacts, requests = argv if argv is not None else sys.argv[1:]
+    configure_tensorflow()  # the threads and op determinism of the chapters
     start = time.perf_counter()
     recommender = load_recommender(artifacts)
     loaded = time.perf_counter() - start
