@@ -324,8 +324,7 @@ def customer_sequences(split: Split, history: bool = True) -> CustomerSequences:
     offsets = np.concatenate([[0], np.cumsum(size)]).astype(np.int64)
     tokens = np.zeros(offsets[-1], dtype=np.int32)
     starts = train.indptr[order]
-    rows = np.repeat(offsets[:-1] - starts, lengths[order]) + ranges(starts, lengths[order])
-    tokens[rows] = _gatherranges(train.items, starts, lengths[order])
+    tokens[ranges(offsets[:-1], lengths[order])] = train.items[ranges(starts, lengths[order])]
     tokens[offsets[1:][follows] - 1] = boundary
     # a new sequence starts wherever the previous invoice is not followed by a boundary
     first = np.flatnonzero(np.r_[True, ~follows[:-1]])
@@ -344,10 +343,6 @@ def ranges(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
     total = int(lengths.sum())
     firsts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
     return np.repeat(np.asarray(starts, dtype=np.int64) - firsts, lengths) + np.arange(total)
-
-
-def _gatherranges(values: np.ndarray, starts, lengths) -> np.ndarray:
-    return values[ranges(starts, lengths)]
 
 
 def sequence_windows(sequences: CustomerSequences, context: int, stride: int):
