@@ -33,21 +33,34 @@ book: $(STAMP)
 	rm -rf _build/html
 	$(BIN)/jupyter-book build . -W -n --keep-going
 
+# Tests run in TEST_JOBS processes (pytest-xdist; each test module, and each notebook, stays in
+# one process), each with TEST_THREADS CPU threads: two of one thread each suit a 2-core machine.
+# `make test TEST_JOBS=0` runs everything in this process. Each run's times (per test module and
+# per chapter) go to .data/*.xml; `make test` prints them (recsys_helpers/book/suite_times.py).
+TEST_JOBS ?= 2
+TEST_THREADS ?= 1
+PARALLEL := $(if $(filter 0,$(TEST_JOBS)),,-n $(TEST_JOBS) --dist loadscope)
+TEST_ENV := RECSYS_THREADS=$(TEST_THREADS)
+
 unit: $(STAMP)
-	$(BIN)/python -m pytest tests
+	mkdir -p .data
+	$(TEST_ENV) $(BIN)/python -m pytest $(PARALLEL) --junitxml=.data/unit.xml tests
 
 # Every chapter in subset mode (nbval); each glued number also goes to $(RECORD), and
 # tests/check_subset_metrics.py compares the recorded metrics with tests/expected/.
 RECORD := .data/subset_metrics.jsonl
 nbval: $(STAMP)
 	mkdir -p .data && rm -f $(RECORD)
-	RECSYS_SUBSET=1 RECSYS_RECORD_FILE=$(abspath $(RECORD)) $(BIN)/python -m pytest --nbval-lax --nbval-cell-timeout=900 -p no:cacheprovider $(CHAPTERS)
+	$(TEST_ENV) RECSYS_SUBSET=1 RECSYS_RECORD_FILE=$(abspath $(RECORD)) $(BIN)/python -m pytest --nbval-lax \
+		--nbval-cell-timeout=900 -p no:cacheprovider $(PARALLEL) --junitxml=.data/nbval.xml $(CHAPTERS)
 	RECSYS_RECORD_FILE=$(abspath $(RECORD)) $(BIN)/python -m pytest -p no:cacheprovider tests/check_subset_metrics.py
 
 # pytest's exit status 5 ("collected no test") is not a failure here.
 test: $(STAMP)
-	$(BIN)/python -m pytest tests || [ $$? -eq 5 ]
+	mkdir -p .data
+	$(TEST_ENV) $(BIN)/python -m pytest $(PARALLEL) --junitxml=.data/unit.xml tests || [ $$? -eq 5 ]
 	$(MAKE) --no-print-directory nbval
+	TEST_JOBS=$(TEST_JOBS) $(TEST_ENV) $(BIN)/python -m recsys_helpers.book.suite_times .data/unit.xml .data/nbval.xml
 
 # After a deliberate change of a model: new expected subset-mode metrics from the last `make nbval`.
 expected: $(STAMP)
