@@ -346,12 +346,20 @@ def configure_tensorflow(deterministic: bool = True) -> None:
     """
     import tensorflow as tf
 
-    settings = get_settings()
-    try:
-        tf.config.threading.set_intra_op_parallelism_threads(settings.threads)
-        tf.config.threading.set_inter_op_parallelism_threads(min(2, settings.threads))
-    except RuntimeError:  # already initialised: the threads are fixed for this process
-        pass
+    configure_threads()
     if deterministic:
         tf.config.experimental.enable_op_determinism()
-    set_seeds(settings.seed)
+    set_seeds(get_settings().seed)
+
+
+def configure_threads() -> None:
+    """TensorFlow's thread pools sized by ``RECSYS_THREADS`` (inter-op at most 2); a no-op once
+    TensorFlow has started in this process, whose pools are then fixed."""
+    import tensorflow as tf
+
+    threads = get_settings().threads
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(min(2, threads))
+    except RuntimeError:  # already initialised: the threads are fixed for this process
+        pass

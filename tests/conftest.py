@@ -1,20 +1,14 @@
 import pytest
-import tensorflow as tf
 
 from recsys_helpers.datasets import movielens, synthetic
 from recsys_helpers.datasets import retail as data
-from recsys_helpers.settings import get_settings
+from recsys_helpers.settings import configure_threads
 
 
 def pytest_configure(config):
     """TensorFlow's thread pools sized by ``RECSYS_THREADS``, as in the chapters (``make test``
     runs two test processes of one thread each on two cores)."""
-    threads = get_settings().threads
-    try:
-        tf.config.threading.set_intra_op_parallelism_threads(threads)
-        tf.config.threading.set_inter_op_parallelism_threads(min(2, threads))
-    except RuntimeError:  # TensorFlow already started in this process: its pools stay
-        pass
+    configure_threads()
 
 
 @pytest.fixture(scope="session")

@@ -37,8 +37,7 @@ def group_of(classname: str) -> str:
     for prefix in ("tests.", "chapters."):
         if name.startswith(prefix):
             name = name[len(prefix) :]
-    name = name.removesuffix(".ipynb")
-    return name.split(".")[0] if not name[:2].isdigit() else name
+    return name.removesuffix(".ipynb").split(".")[0]
 
 
 def read_junit(path: str | Path) -> dict:
