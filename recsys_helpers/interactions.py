@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
+from numba import njit
 
 from .datasets.retail import Split
 
@@ -258,6 +259,65 @@ def fresh_targets(indptr, num_steps: int, stride: int = 1) -> np.ndarray:
     same = np.r_[False, invoice[1:] == invoice[:-1]]
     covered[1:] = np.where(same[1:], starts[:-1] + num_steps, -1)
     return (target > covered[:, None]) & (target < ends[:, None])
+
+
+def pack_windows(arrays, lengths, num_steps: int, rng: np.random.Generator):
+    """Windows packed end to end into rows of ``num_steps`` positions, in a new order each call.
+
+    ``arrays`` are ``(n_windows, num_steps)`` arrays whose window ``w`` holds its content in its
+    first ``lengths[w]`` positions (``make_windows``' left-aligned windows; 1 <= length <=
+    ``num_steps``). The windows are shuffled, ordered from the longest to the shortest (ties stay
+    shuffled) and each put in the row with the least room that still fits it (best fit
+    decreasing; a new row when none does), so that rows hold several short windows instead of
+    their padding. Returns the packed arrays (zeros where a row is not filled) and ``starts``,
+    ``(n_rows, num_steps)`` booleans, true where a window begins: a recurrent network must start
+    from a zero state there (``lstm.reset_lstm``).
+    """
+    lengths = np.asarray(lengths, dtype=np.int64)
+    if len(lengths) and (lengths.min() < 1 or lengths.max() > num_steps):
+        raise ValueError("every window holds 1 to num_steps positions")
+    order = rng.permutation(len(lengths))
+    order = order[np.argsort(-lengths[order], kind="stable")]
+    row, offset, n_rows = _best_fit(lengths[order], num_steps)
+    source = ranges(order * num_steps, lengths[order])
+    target = ranges(row * num_steps + offset, lengths[order])
+    packed = []
+    for array in arrays:
+        flat = np.zeros(n_rows * num_steps, dtype=array.dtype)
+        flat[target] = np.asarray(array).reshape(-1)[source]
+        packed.append(flat.reshape(n_rows, num_steps))
+    starts = np.zeros(n_rows * num_steps, dtype=bool)
+    starts[row * num_steps + offset] = True
+    return packed, starts.reshape(n_rows, num_steps)
+
+
+@njit(cache=True)
+def _best_fit(lengths, capacity):
+    """Row and offset of each length, placed in this order into the fullest row it fits."""
+    n = len(lengths)
+    rows_with_room = np.empty((capacity + 1, n), dtype=np.int64)  # a stack of rows per room left
+    count = np.zeros(capacity + 1, dtype=np.int64)
+    row = np.empty(n, dtype=np.int64)
+    offset = np.empty(n, dtype=np.int64)
+    n_rows = 0
+    for w in range(n):
+        size = lengths[w]
+        room = capacity + 1
+        for r in range(size, capacity + 1):
+            if count[r] > 0:
+                room = r
+                break
+        if room > capacity:  # no row has room: open one
+            r_id, room = n_rows, capacity
+            n_rows += 1
+        else:
+            count[room] -= 1
+            r_id = rows_with_room[room, count[room]]
+        row[w], offset[w] = r_id, capacity - room
+        left = room - size
+        rows_with_room[left, count[left]] = r_id
+        count[left] += 1
+    return row, offset, n_rows
 
 
 def windows_loop(sequence, num_steps: int):

@@ -140,3 +140,27 @@ def test_every_purchase_is_a_fresh_target_exactly_once(num_steps, stride):
     # and each fresh target has at least as much context as any repeat of it
     if stride < num_steps:
         assert not fresh.all()
+
+
+def test_packing_keeps_every_window_whole_and_fills_the_rows():
+    rng = np.random.default_rng(3)
+    lengths = rng.integers(1, 9, size=200)
+    windows = np.zeros((200, 8), dtype=np.int32)
+    for w, n in enumerate(lengths):
+        windows[w, :n] = 1000 * (w + 1) + np.arange(n)  # unique codes: window and position
+    (packed,), starts = interactions.pack_windows([windows], lengths, 8, np.random.default_rng(0))
+    assert packed.shape == starts.shape and packed.shape[1] == 8
+    assert lengths.sum() / packed.size > 0.98, "best fit decreasing leaves rows nearly full"
+    found = []
+    for row, begin in zip(packed, starts, strict=True):
+        bounds = [*np.flatnonzero(begin), int(np.count_nonzero(row))]
+        assert bounds[0] == 0 and (row[bounds[-1] :] == 0).all(), "content first, then zeros"
+        for a, b in zip(bounds[:-1], bounds[1:], strict=True):
+            w = row[a] // 1000 - 1
+            assert row[a:b].tolist() == windows[w, : lengths[w]].tolist()
+            found.append(w)
+    assert sorted(found) == list(range(200)), "every window exactly once"
+    (again,), _ = interactions.pack_windows([windows], lengths, 8, np.random.default_rng(1))
+    assert not np.array_equal(again, packed), "a new packing for another draw"
+    with pytest.raises(ValueError):
+        interactions.pack_windows([windows], lengths + 8, 8, rng)

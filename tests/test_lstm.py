@@ -426,3 +426,34 @@ def test_purchases_and_negatives_train_and_predict_the_whole_catalogue(split):
     assert model.next_items(invoices, k=3).shape == (invoices.n_steps, 3)
     with pytest.raises(ValueError):
         lstm.LSTMRecommender(negatives=16)  # the full softmax at every position
+
+
+def test_packed_rows_compute_what_each_window_computes_alone(split):
+    model = lstm.LSTMRecommender(customers=True, embedding_dim=8, hidden=8, customer_dim=4,
+                                 num_steps=16, stride=8, epochs=1, targets="purchases",
+                                 pack=True, batch_size=4, **QUIET).fit(split)
+    targets, items, customers, scored = model.windows_
+    (p_items, p_customers), reset = lstm.pack_windows(
+        [items, customers], model.window_lengths_, 16, np.random.default_rng(0))
+    assert len(p_items) < len(items), "short windows share rows"
+    packed = lstm.packed_encoder(model.model, {"items": p_items, "customers": p_customers}, reset)
+    alone = model.encoder_({"items": items, "customers": customers}).numpy()
+    # each window's first position in the packed rows, by its unique (items, customers) content
+    for row in range(3):
+        for start in np.flatnonzero(reset[row]):
+            end = start + 1
+            while end < 16 and not reset[row, end] and p_items[row, end]:  # items > 0 after the start
+                end += 1
+            match = [w for w in range(len(items)) if model.window_lengths_[w] == end - start
+                     and (items[w, : end - start] == p_items[row, start:end]).all()
+                     and (customers[w, : end - start] == p_customers[row, start:end]).all()]
+            assert match, "every packed segment is a window"
+            np.testing.assert_allclose(packed[row, start:end], alone[match[0], : end - start],
+                                       rtol=1e-4, atol=1e-5)
+    batch = next(iter(model.batches(np.random.default_rng(2))))
+    assert batch[-1].dtype == bool and batch[0].shape == batch[-1].shape, "rows and their starts"
+    assert np.isfinite(float(model.compute_loss(batch, training=True)))
+    with pytest.raises(ValueError):
+        lstm.LSTMRecommender(pack=True)
+    with pytest.raises(ValueError):
+        lstm.LSTMRecommender(pack=True, buckets=True, targets="fresh")

@@ -120,6 +120,13 @@ ITEM_FASTER = (
         "model",
         side=True,
     ),
+    Rung(
+        "windows packed into rows of 32, the state reset where each begins; 43 rows a batch "
+        "(not taken)",
+        {"pack": True, "batch_size": 43},
+        "model",
+        side=True,
+    ),
 )
 USER_PURCHASES = Rung(
     "the output layer only at the purchases, not at padding", {"targets": "purchases"}, "model"
