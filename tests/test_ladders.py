@@ -1,5 +1,7 @@
 """The ladders from the source's configurations to the chapters' models (``book.ladders``)."""
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -142,9 +144,14 @@ def test_the_sasrec_path_ends_at_the_chapters_model():
 def test_run_sasrec_measures_both_protocols_at_every_rung(small_split):
     small = {"context": 16, "stride": 8, "dim": 8, "epochs": 1, "batch_size": 32}
     result = ladders.run_sasrec(small_split, overrides=small, progress=False)
-    assert [r["change"] for r in result["rungs"]] == [r.change for r in ladders.SASREC_PATH]
+    assert [r["change"] for r in result["rungs"]] == [
+        *(r.change for r in ladders.SASREC_PATH), ladders.SASREC_INVOICE_ONLY.change
+    ]
+    assert result["rungs"][-1]["params"]["history"] is False
+    assert result["rungs"][-1]["params"]["epochs"] == 1, "the chapter's model, with the overrides"
     for row in result["rungs"]:
         assert 0 < row["accuracy"] <= 1 and 0 < row["precision"] <= 1
+        assert row["metrics"]["accuracy"] == pytest.approx(row["accuracy"], abs=0.01), "at the best bonuses"
         assert row["boost"] in ladders.attention.BONUS_WEIGHTS and row["fit_seconds"] > 0
         assert row["trend_boost"] in ladders.attention.TREND_WEIGHTS
     chapter = {
@@ -152,4 +159,7 @@ def test_run_sasrec_measures_both_protocols_at_every_rung(small_split):
         "trend_boost": 0.1, "fit_seconds": 3.0,
     }
     table = ladders.sasrec_table(result, chapter)
-    assert len(table) == len(ladders.SASREC_PATH) + 1 and table["run by"].iloc[-1] == "this chapter"
+    assert len(table) == len(ladders.SASREC_PATH) + 2 and table["run by"].iloc[-1] == "this chapter"
+    saved = json.loads(json.dumps(result, default=ladders._plain))
+    again = ladders.run_sasrec(small_split, overrides=small, progress=False, previous=saved)
+    assert again["rungs"] == saved["rungs"], "nothing trained again"
