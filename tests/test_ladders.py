@@ -141,25 +141,34 @@ def test_the_sasrec_path_ends_at_the_chapters_model():
             previous = params
 
 
-def test_run_sasrec_measures_both_protocols_at_every_rung(small_split):
+def test_run_sasrec_trains_what_it_has_not_run_and_measures_both_protocols(small_split):
     small = {"context": 16, "stride": 8, "dim": 8, "epochs": 1, "batch_size": 32}
-    result = ladders.run_sasrec(small_split, overrides=small, progress=False)
-    assert [r["change"] for r in result["rungs"]] == [
+    runs = ladders.sasrec_runs()
+    assert [rung.change for rung, _ in runs] == [
         *(r.change for r in ladders.SASREC_PATH), ladders.SASREC_INVOICE_ONLY.change
     ]
-    assert result["rungs"][-1]["params"]["history"] is False
-    assert result["rungs"][-1]["params"]["epochs"] == 1, "the chapter's model, with the overrides"
-    for row in result["rungs"]:
-        assert 0 < row["accuracy"] <= 1 and 0 < row["precision"] <= 1
-        assert row["metrics"]["accuracy"] == pytest.approx(row["accuracy"], abs=0.01), "at the best bonuses"
-        assert row["boost"] in ladders.attention.BONUS_WEIGHTS and row["fit_seconds"] > 0
-        assert row["trend_boost"] in ladders.attention.TREND_WEIGHTS
+    settings = ladders.get_settings()
+    earlier = {"seed": settings.seed, "mode": settings.mode, "rungs": [
+        {"rung": i, "change": rung.change, "side": rung.side, "epochs": 1, "accuracy": 0.5,
+         "precision": 0.2, "boost": 1.0, "basket_boost": 1.0, "trend_boost": 0.0, "fit_seconds": 1.0,
+         "params": json.loads(json.dumps(params | small, default=ladders._plain))}
+        for i, (rung, params) in enumerate(runs[:-1])
+    ]}  # the path's rungs as an earlier run recorded them: only the ablation trains here
+    result = ladders.run_sasrec(small_split, overrides=small, progress=False, previous=earlier)
+    assert result["rungs"][:-1] == earlier["rungs"], "rungs run before are taken from that run"
+    row = result["rungs"][-1]
+    assert row["change"] == ladders.SASREC_INVOICE_ONLY.change and row["params"]["history"] is False
+    assert row["params"] == dict(ladders.attention.SASREC) | small | {"history": False}
+    assert 0 < row["accuracy"] <= 1 and 0 < row["precision"] <= 1
+    assert row["metrics"]["accuracy"] == pytest.approx(row["accuracy"], abs=0.01), "at the best bonuses"
+    assert row["boost"] in ladders.attention.BONUS_WEIGHTS and row["fit_seconds"] > 0
+    assert row["trend_boost"] in ladders.attention.TREND_WEIGHTS
     chapter = {
         "epochs": 1, "accuracy": 0.5, "precision": 0.2, "boost": 1.0, "basket_boost": 2.0,
         "trend_boost": 0.1, "fit_seconds": 3.0,
     }
     table = ladders.sasrec_table(result, chapter)
-    assert len(table) == len(ladders.SASREC_PATH) + 2 and table["run by"].iloc[-1] == "this chapter"
+    assert len(table) == len(runs) + 1 and table["run by"].iloc[-1] == "this chapter"
     saved = json.loads(json.dumps(result, default=ladders._plain))
     again = ladders.run_sasrec(small_split, overrides=small, progress=False, previous=saved)
     assert again["rungs"] == saved["rungs"], "nothing trained again"
