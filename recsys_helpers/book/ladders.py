@@ -561,15 +561,13 @@ def main(args: list[str]) -> None:
     split = load_split()
     for name in args or [*LADDERS, "sasrec"]:
         start = time.perf_counter()
+        previous = read(name) if (RESULTS / f"ladder_{name}.json").exists() else None
         if name == "sasrec":
-            path = RESULTS / "ladder_sasrec.json"
-            result = run_sasrec(split, previous=read("sasrec") if path.exists() else None)
+            result = run_sasrec(split, previous=previous)
         elif seeds:
             result = read(name)
             result["source_seeds"] = {str(k): v for k, v in source_spread(LADDERS[name], split, seeds).items()}
         else:
-            path = RESULTS / f"ladder_{name}.json"
-            previous = read(name) if path.exists() else None
             result = run(LADDERS[name], split, previous=previous)
             if previous and "source_seeds" in previous and _reusable(LADDERS[name], previous, {}):
                 result["source_seeds"] = previous["source_seeds"]  # rung 0 was not trained again

@@ -464,8 +464,8 @@ class LSTMRecommender(KerasTrainer):
             self.input_names_.append("scored")
             fresh = self.targets == "fresh"
             self.windows_.append(fresh_targets(train.indptr, self.num_steps, self.stride) if fresh else Y > 0)
-            if self.pack:  # each window's content: the positions before its padding
-                self.window_lengths_ = np.count_nonzero(Y, axis=1)
+            self.window_lengths_ = np.count_nonzero(Y, axis=1)  # content first, then padding
+            if self.pack:
                 self.input_names_.append("reset")  # made with each epoch's packing
             logits = self.model.get_layer("logits")
             self.encoder_ = keras.Model(self.model.inputs, logits.input, name="encoder")
@@ -501,7 +501,7 @@ class LSTMRecommender(KerasTrainer):
                 yield take(rows, batch)
             return
         if self.buckets:  # windows of about the same length, cut after the longest one
-            lengths = np.count_nonzero(self.windows_[0], axis=1)  # targets are left-aligned
+            lengths = self.window_lengths_
             for rows in bucketed_batches(lengths, self.batch_size, rng):
                 longest = max(int(lengths[rows].max()), 1)
                 yield tuple(array[:, :longest] for array in take(self.windows_, rows))

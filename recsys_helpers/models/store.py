@@ -95,7 +95,10 @@ def path_of(model: KerasTrainer, split: Split, folder: Path | None = None) -> Pa
 
 def save(model: KerasTrainer, split: Split, folder: Path | None = None) -> Path:
     """Keep the weights of a fitted ``model`` (trained on ``split``) for ``fit_or_load``."""
-    path = path_of(model, split, folder)
+    return _save(model, path_of(model, split, folder))
+
+
+def _save(model: KerasTrainer, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     weights = {f"w{i}": v.numpy() for i, v in enumerate(model.variables_)}
     about = {"fit_seconds": model.fit_seconds_, "history": model.history_.to_dict(orient="list")}
@@ -111,7 +114,10 @@ def save(model: KerasTrainer, split: Split, folder: Path | None = None) -> Path:
 
 def load(model: KerasTrainer, split: Split, folder: Path | None = None) -> bool:
     """Put the saved weights of the same model into ``model``; ``False`` when there are none."""
-    path = path_of(model, split, folder)
+    return _load(model, split, path_of(model, split, folder))
+
+
+def _load(model: KerasTrainer, split: Split, path: Path) -> bool:
     if not path.exists():
         return False
     with np.load(path) as saved:
@@ -135,8 +141,9 @@ def fit_or_load(model: KerasTrainer, split: Split, folder: Path | None = None, *
     Sets ``loaded_``: whether the weights were loaded. ``fit_seconds_`` is the training time of
     the run that trained them.
     """
-    model.loaded_ = load(model, split, folder)
+    path = path_of(model, split, folder)  # hashes the split and the code once
+    model.loaded_ = _load(model, split, path)
     if not model.loaded_:
         model.fit(split, **fit_kwargs)
-        save(model, split, folder)
+        _save(model, path)
     return model
