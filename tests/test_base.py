@@ -12,6 +12,7 @@ from recsys_helpers.models.base import (
     ScoreRecommender,
     apply_gradients,
     bucketed_batches,
+    relaxed_specs,
     shuffled_batches,
 )
 
@@ -67,6 +68,31 @@ def test_the_loop_trains_and_keeps_a_history():
     assert model.history_["loss"].iloc[-1] < 0.01 * model.history_["loss"].iloc[0]
     assert model.history_["w"].iloc[-1] == pytest.approx(3.0, abs=0.05)
     assert model.fit_seconds_ > 0
+
+
+class CountedLine(Line):
+    """``Line``, counting how often its loss is traced (a Python side effect runs only then)."""
+
+    traces = 0
+
+    def compute_loss(self, batch, training=True):
+        CountedLine.traces += 1
+        return super().compute_loss(batch, training)
+
+
+def test_the_last_smaller_batch_needs_no_trace_of_its_own():
+    traces = []
+    for n in (240, 250):  # six batches of 40; then six and one of 10, every epoch
+        CountedLine.traces = 0
+        CountedLine(epochs=3, batch_size=40, learning_rate=0.1, progress=False).fit(_line_data(n))
+        traces.append(CountedLine.traces)
+    assert traces == [1, 1]
+    specs = relaxed_specs((np.zeros((4, 3), "int32"), np.zeros(4, bool), np.float32(1.0)))
+    assert [(s.shape.as_list(), s.dtype) for s in specs] == [
+        ([None, 3], tf.int32),
+        ([None], tf.bool),
+        ([], tf.float32),
+    ]
 
 
 def test_keep_best_restores_the_best_epoch_and_patience_stops():

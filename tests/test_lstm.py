@@ -227,7 +227,7 @@ def test_windows_and_hidden_customers(split, trained):
     X, Y, U = make_windows(train.items, train.indptr, 6, 3, customers=train.customers)
     assert np.array_equal(item.windows_[0], Y) and np.array_equal(item.windows_[1], X)
     assert item.input_names_ == ["items", "scored"]
-    assert user.input_names_ == ["items", "customers", "scored"]
+    assert user.input_names_ == ["items", "customers", "scored", "reset"]  # packed windows
     customers = user.windows_[2]
     assert (customers == customers[:, :1]).all()  # one customer code along a window
     hidden = (customers[:, 0] == 0) & (U > 0)
@@ -295,7 +295,7 @@ def test_boost_adds_the_purchase_history(split, trained, validation):
 
 
 def test_learned_history_option_trains_and_predicts(split):
-    full = {"targets": "all", "negatives": 0}  # the history bonus is added after the output layer
+    full = {"targets": "all", "negatives": 0, "pack": False}  # the history bonus is added after the output layer
     model = lstm.UserLSTM(**SMALL | full | {"epochs": 1, "history": 8}).fit(split)
     assert model.input_names_[-2:] == ["history_items", "history_weights"]
     invoices = invoices_of(split, "validation", history=8).take(np.arange(5))

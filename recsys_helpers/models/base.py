@@ -182,6 +182,7 @@ class KerasTrainer:
     def _train_step(self) -> Callable:
         variables = [v for network in self.networks_ for v in network.trainable_weights]
         optimizer = self.optimizer_
+        optimizer.build(variables)  # its slots exist before the step is traced: one trace, not two
 
         @tf.function(reduce_retracing=True)
         def step(*batch):
@@ -230,7 +231,11 @@ class KerasTrainer:
         for epoch in range(1, epochs + 1):
             self.epoch_ = epoch
             start = time.perf_counter()
-            losses = [step(*batch) for batch in self.batches(rng)]
+            losses = []
+            for batch in self.batches(rng):
+                if not losses and epoch == 1:  # one trace serves every batch size
+                    step.get_concrete_function(*relaxed_specs(batch))
+                losses.append(step(*batch))
             loss = float(np.mean([float(value) for value in losses]))
             self.on_epoch_end()
             seconds = time.perf_counter() - start
@@ -257,6 +262,21 @@ class KerasTrainer:
             self.on_epoch_end()
         self.history_ = pd.DataFrame(rows)
         return self
+
+
+def relaxed_specs(batch: Sequence) -> list[tf.TensorSpec]:
+    """The signature of a batch with its first dimension (the batch size) left open.
+
+    Tracing the training step once with it lets the last, smaller batch of an epoch use the same
+    graph: otherwise ``tf.function`` traces the step a second time (about 2 s for an unrolled
+    LSTM). A batch of another shape still gets its own trace.
+    """
+    specs = []
+    for array in batch:
+        array = array if isinstance(array, tf.Tensor) else np.asarray(array)
+        shape = tuple(array.shape)
+        specs.append(tf.TensorSpec((None, *shape[1:]) if shape else (), tf.as_dtype(array.dtype)))
+    return specs
 
 
 def shuffled_batches(n: int, batch_size: int, rng: np.random.Generator) -> list[np.ndarray]:

@@ -54,10 +54,11 @@ ITEM_LSTM = {
 #: The user LSTM of chapter 7: the item LSTM plus a customer vector of 32, the customer hidden in
 #: 30% of the training windows, and the purchase-history bonus weight chosen on validation; it
 #: needs more of the training signal than the item LSTM (its ladder shows it): the loss at every
-#: purchase of every window, a sampled softmax over 2,048 items per batch, eight epochs.
+#: purchase of every window, the windows packed into rows of 32 (64 rows a batch), a sampled
+#: softmax over 1,024 items per batch, eight epochs.
 USER_LSTM = ITEM_LSTM | {
     "customer_dim": 32, "hide_customers": 0.3, "boost": 1.0, "targets": "purchases",
-    "negatives": 2048, "epochs": 8,
+    "pack": True, "negatives": 1024, "epochs": 8,
 }
 #: The source chapter's item LSTM, ported as faithfully as Keras 3 allows: windows of 5 steps at
 #: every position, two LSTMs of 200 units over embeddings of 200, weights uniform in +-0.1 and
