@@ -9,6 +9,8 @@ Usage::
 
     python benchmarks/run.py                 # every stage
     python benchmarks/run.py --stage data    # one stage (prints its JSON)
+    python benchmarks/run.py --only matmul lstm_training --results avx2_machine.json
+                                             # another machine's run, in a file of its own
 """
 
 from __future__ import annotations
@@ -564,6 +566,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--stage", choices=sorted(STAGES))
     parser.add_argument("--only", nargs="*", help="run these stages (default: all)")
+    parser.add_argument(
+        "--results",
+        default="latest.json",
+        help="file name under benchmarks/results (default latest.json; with another name the "
+        "run is kept whole in that file, not merged into the stages of an earlier run)",
+    )
     args = parser.parse_args()
     if args.stage:
         start = time.perf_counter()
@@ -575,10 +583,13 @@ def main() -> None:
     from tabulate import tabulate  # noqa: F401  (checked early: the report needs it)
 
     results = {"machine": machine(), "stages": {}}
+    emulate = results["machine"]["avx512"]  # without AVX-512 the native run is the AVX2 run
+    if not emulate:
+        print("this CPU has no AVX-512: the stages run natively only, with its AVX2 kernels")
     runs = []
     for name in args.only or list(STAGES):
         runs.append((name, name, {}))
-        if name in EMULATED:  # again with oneDNN held to AVX2 (see EMULATED)
+        if name in EMULATED and emulate:  # again with oneDNN held to AVX2 (see EMULATED)
             runs.append((f"{name}_avx2", name, {"ONEDNN_MAX_CPU_ISA": "AVX2"}))
     failed = None
     for key, name, extra in runs:
@@ -598,22 +609,34 @@ def main() -> None:
     if failed and not results["stages"]:
         raise SystemExit(f"stage {failed} failed")
     RESULTS.mkdir(exist_ok=True)
-    previous = RESULTS / "latest.json"
-    if args.only and previous.exists():  # keep the stages that were not re-run
+    previous = RESULTS / Path(args.results).name
+    if args.only and previous.exists() and previous.name == "latest.json":  # keep the others
         old = json.loads(previous.read_text())
         results["stages"] = old.get("stages", {}) | results["stages"]
     previous.write_text(json.dumps(results, indent=1, sort_keys=True))
-    (RESULTS / "latest.md").write_text(report(results) + "\n" + flop_report(results))
+    markdown = previous.with_suffix(".md")
+    markdown.write_text(report(results) + "\n" + flop_report(results))
     print(flop_report(results))
-    print(f"wrote {previous} and latest.md")
+    print(f"wrote {previous} and {markdown.name}")
     if failed:  # the stages that ran are kept; say which one did not
         raise SystemExit(f"stage {failed} failed (the stages before it were written)")
 
 
 def machine() -> dict:
+    """Where a run was measured: the CPU's model, cores and whether it has AVX-512."""
+    from recsys_helpers.book.execute import cpu_model
+
+    info = Path("/proc/cpuinfo")
+    fields = dict(
+        line.split(":", 1) for line in (info.read_text().splitlines() if info.exists() else []) if ":" in line
+    )
+    fields = {key.strip(): value.strip() for key, value in fields.items()}  # (the cores are alike)
     return {
         "python": platform.python_version(),
         "processor": platform.processor() or platform.machine(),
+        "cpu": cpu_model(),
+        "cpu_family_model": f"{fields.get('cpu family', '?')}/{fields.get('model', '?')}",
+        "avx512": "avx512f" in fields.get("flags", "").split(),
         "cpus": os.cpu_count(),
         "date": time.strftime("%Y-%m-%d"),
     }

@@ -84,13 +84,15 @@ def test_results_chapter_is_current():
     assert stored == current, "chapters changed since 99_results was executed: re-run it"
 
 
-def test_benchmark_appendix_matches_results_file():
-    """The appendix shows the numbers of benchmarks/results/latest.json (re-run it after make bench)."""
+@pytest.mark.parametrize("name, key", [("latest", "bench_results_json"), ("avx2_machine", "bench_avx2_machine_json")])
+def test_benchmark_appendix_matches_results_file(name, key):
+    """The appendix shows the numbers of benchmarks/results/latest.json, and of the run on a
+    machine without AVX-512 (re-execute it after make bench)."""
     from recsys_helpers.book.results import read_glue
 
     appendix = CHAPTERS / "98_benchmarks.ipynb"
-    latest = ROOT / "benchmarks" / "results" / "latest.json"
+    results = ROOT / "benchmarks" / "results" / f"{name}.json"
     if not appendix.exists():
         pytest.skip("no benchmark appendix yet")
-    shown = json.loads(read_glue([appendix])["bench_results_json"])
-    assert shown == json.loads(latest.read_text()), "make bench ran since the appendix: re-execute it"
+    shown = json.loads(read_glue([appendix])[key])
+    assert shown == json.loads(results.read_text()), "make bench ran since the appendix: re-execute it"
