@@ -609,34 +609,30 @@ def main() -> None:
     if failed and not results["stages"]:
         raise SystemExit(f"stage {failed} failed")
     RESULTS.mkdir(exist_ok=True)
-    previous = RESULTS / Path(args.results).name
-    if args.only and previous.exists() and previous.name == "latest.json":  # keep the others
-        old = json.loads(previous.read_text())
+    path = RESULTS / Path(args.results).name
+    if args.only and path.exists() and path.name == "latest.json":  # keep the stages not re-run
+        old = json.loads(path.read_text())
         results["stages"] = old.get("stages", {}) | results["stages"]
-    previous.write_text(json.dumps(results, indent=1, sort_keys=True))
-    markdown = previous.with_suffix(".md")
+    path.write_text(json.dumps(results, indent=1, sort_keys=True))
+    markdown = path.with_suffix(".md")
     markdown.write_text(report(results) + "\n" + flop_report(results))
     print(flop_report(results))
-    print(f"wrote {previous} and {markdown.name}")
+    print(f"wrote {path} and {markdown.name}")
     if failed:  # the stages that ran are kept; say which one did not
         raise SystemExit(f"stage {failed} failed (the stages before it were written)")
 
 
 def machine() -> dict:
     """Where a run was measured: the CPU's model, cores and whether it has AVX-512."""
-    from recsys_helpers.book.execute import cpu_model
+    from recsys_helpers.book.execute import cpu_info, cpu_model
 
-    info = Path("/proc/cpuinfo")
-    fields = dict(
-        line.split(":", 1) for line in (info.read_text().splitlines() if info.exists() else []) if ":" in line
-    )
-    fields = {key.strip(): value.strip() for key, value in fields.items()}  # (the cores are alike)
+    info = cpu_info()
     return {
         "python": platform.python_version(),
         "processor": platform.processor() or platform.machine(),
         "cpu": cpu_model(),
-        "cpu_family_model": f"{fields.get('cpu family', '?')}/{fields.get('model', '?')}",
-        "avx512": "avx512f" in fields.get("flags", "").split(),
+        "cpu_family_model": info["family_model"],
+        "avx512": info["avx512"],
         "cpus": os.cpu_count(),
         "date": time.strftime("%Y-%m-%d"),
     }

@@ -44,18 +44,32 @@ def execute(source: Path, timeout: int = 3600, out: Path | None = None) -> Path:
     return target
 
 
+def cpu_info() -> dict:
+    """The CPU as ``/proc/cpuinfo`` describes its first core: ``name`` (the model name, else the
+    processor type), ``family_model`` (``"family/model"``) and ``avx512`` (its ``avx512f`` flag)."""
+    info = Path("/proc/cpuinfo")
+    fields: dict[str, str] = {}
+    for line in info.read_text().splitlines() if info.exists() else []:
+        if not line.strip():
+            break  # the first core's block ends here
+        key, _, value = line.partition(":")
+        fields[key.strip()] = value.strip()
+    return {
+        "name": fields.get("model name") or platform.processor() or platform.machine(),
+        "family_model": f"{fields.get('cpu family', '?')}/{fields.get('model', '?')}",
+        "avx512": "avx512f" in fields.get("flags", "").split(),
+    }
+
+
 def cpu_model() -> str:
-    """The CPU's model name, its cores and whether it has AVX-512 (from ``/proc/cpuinfo``).
+    """The CPU's model name, its cores and whether it has AVX-512 (``cpu_info``).
 
     Timings depend on the machine; results files say which one they were measured on.
     """
-    info = Path("/proc/cpuinfo")
-    if not info.exists():
-        return f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores"
-    text = info.read_text()
-    lines = text.splitlines()
-    name = next((line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")), "?")
-    return f"{name}, {os.cpu_count()} cores, {'AVX-512' if 'avx512f' in text else 'no AVX-512'}"
+    info = cpu_info()
+    if not Path("/proc/cpuinfo").exists():
+        return f"{info['name']}, {os.cpu_count()} cores"
+    return f"{info['name']}, {os.cpu_count()} cores, {'AVX-512' if info['avx512'] else 'no AVX-512'}"
 
 
 def record_timing(chapter: str, seconds: float, path: Path = TIMINGS) -> None:

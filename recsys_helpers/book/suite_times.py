@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import xml.etree.ElementTree as ET
 from collections import defaultdict
 from pathlib import Path
@@ -58,15 +57,10 @@ def read_junit(path: str | Path) -> dict:
 
 def machine() -> dict:
     """The CPU model, its cores, the oneDNN cap and the test processes and threads of this run."""
-    model = platform.processor() or platform.machine()
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.exists():
-        for line in cpuinfo.read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
+    from .execute import cpu_info
+
     return {
-        "cpu": model,
+        "cpu": cpu_info()["name"],
         "cores": os.cpu_count(),
         "onednn_max_cpu_isa": os.environ.get("ONEDNN_MAX_CPU_ISA"),
         "test_jobs": os.environ.get("TEST_JOBS"),
