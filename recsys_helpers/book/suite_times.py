@@ -25,6 +25,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from .execute import cpu_info
+
 #: our goal for ``make test`` on a 2-core machine, seconds
 MAKE_TEST_GOAL = 600
 
@@ -57,8 +59,6 @@ def read_junit(path: str | Path) -> dict:
 
 def machine() -> dict:
     """The CPU model, its cores, the oneDNN cap and the test processes and threads of this run."""
-    from .execute import cpu_info
-
     return {
         "cpu": cpu_info()["name"],
         "cores": os.cpu_count(),
