@@ -5,9 +5,10 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+LAB_STAMP := $(VENV)/.lab-installed
 CHAPTERS := $(sort $(wildcard chapters/*.ipynb))
 
-.PHONY: help venv book test unit nbval expected full ladders data lint format bench clean
+.PHONY: help venv book test unit nbval expected full ladders seeds data lint format bench lab clean
 
 help:
 	@echo "make book   build the HTML book into _build/html from the committed outputs (offline)"
@@ -18,6 +19,8 @@ help:
 	@echo "make format ruff-format the chapters' code at the page's width (80 columns)"
 	@echo "make nbval  every chapter in subset mode, recorded metrics checked against tests/expected"
 	@echo "make ladders  the measured rungs from the source's configurations (benchmarks/results/ladder_*.json)"
+	@echo "make seeds  each neural headline model trained with several seeds (benchmarks/results/seeds_*.json)"
+	@echo "make lab    JupyterLab on the chapters (installed into .venv on first use); each .md opens as a notebook"
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -43,7 +46,8 @@ PARALLEL := $(if $(filter 0,$(TEST_JOBS)),,-n $(TEST_JOBS) --dist loadscope)
 TEST_ENV := RECSYS_THREADS=$(TEST_THREADS)
 
 # pytest's exit status 5 ("collected no test") is not a failure here.
-unit: $(STAMP)
+# The unit tests include the lab test (tests/test_lab.py), which needs the pinned Jupyter server.
+unit: $(LAB_STAMP)
 	mkdir -p .data
 	$(TEST_ENV) $(BIN)/python -m pytest $(PARALLEL) --junitxml=.data/unit.xml tests || [ $$? -eq 5 ]
 
@@ -74,6 +78,12 @@ full: $(STAMP)
 ladders: $(STAMP)
 	env -u RECSYS_SUBSET $(BIN)/python -m recsys_helpers.book.ladders $(ONLY)
 
+# Each neural headline model (the chapter's configuration) trained once per seed on the full data
+# and scored on validation with its chapter's protocol: benchmarks/results/seeds_<model>.json.
+# All models, cheapest first, or `make seeds ONLY="sgd_mf bpr"`; seeds 42 1 2, or SEEDS="42 1 2 3 4".
+seeds: $(STAMP)
+	env -u RECSYS_SUBSET $(BIN)/python -m recsys_helpers.book.seeds $(ONLY) $(if $(SEEDS),--seeds $(SEEDS))
+
 data: $(STAMP)
 	$(BIN)/python -m recsys_helpers.datasets
 
@@ -87,6 +97,20 @@ format: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py $(if $(ONLY),--only $(ONLY))
+
+# JupyterLab on the chapters, to run one cell by cell. The first run installs the exact pins of
+# requirements-lab.txt into .venv (held to requirements.txt) and makes a double click open a chapter's
+# MyST .md as a notebook (jupytext's documented `jupytext-config set-default-viewer`, written into
+# the venv, not the home folder); jupytext's server extension pairs it with its .ipynb (outputs).
+# `make lab LAB_ARGS="--port 8890 --no-browser"` passes options on.
+$(LAB_STAMP): $(STAMP) requirements-lab.txt
+	$(BIN)/python -m pip install --quiet -c requirements.txt -r requirements-lab.txt
+	$(BIN)/jupytext-config --settings-file $(VENV)/etc/jupyter/labconfig/default_setting_overrides.json \
+		set-default-viewer markdown myst
+	touch $(LAB_STAMP)
+
+lab: $(LAB_STAMP)
+	$(BIN)/jupyter lab --ServerApp.ip=127.0.0.1 $(LAB_ARGS) chapters/
 
 clean:
 	rm -rf _build .pytest_cache

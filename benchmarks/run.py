@@ -292,7 +292,7 @@ def _lstm(customers: bool) -> dict:
     from recsys_helpers import settings
     from recsys_helpers.datasets import retail as data
     from recsys_helpers.interactions import invoices_of
-    from recsys_helpers.models import lstm
+    from recsys_helpers.models import lstm, lstm_prediction
 
     settings.configure_tensorflow()
     split = data.load_split()
@@ -303,12 +303,12 @@ def _lstm(customers: bool) -> dict:
     cpu = cpu_since(start)
     model = recommender.model
     val = invoices_of(split, "validation")
-    batched = repeat(lambda: lstm.predict_next_items(model, val), repeats=3)
+    batched = repeat(lambda: lstm_prediction.predict_next_items(model, val), repeats=3)
     sample = val.take(np.arange(0, len(val), max(1, len(val) // 100)))  # every ~100th invoice
-    stepwise = repeat(lambda: lstm.predict_stepwise(model, sample), repeats=1)
+    stepwise = repeat(lambda: lstm_prediction.predict_stepwise(model, sample), repeats=1)
     same = np.array_equal(
-        np.sort(lstm.predict_stepwise(model, sample), axis=1),
-        np.sort(lstm.predict_next_items(model, sample), axis=1),
+        np.sort(lstm_prediction.predict_stepwise(model, sample), axis=1),
+        np.sort(lstm_prediction.predict_next_items(model, sample), axis=1),
     )
     per_step_stepwise = stepwise["median"] / sample.n_steps
     per_step_batched = batched["median"] / val.n_steps
@@ -392,6 +392,7 @@ def bench_lstm_loss() -> dict:
 
     from recsys_helpers import settings
     from recsys_helpers.datasets import retail as data
+    from recsys_helpers.models import losses as losses_module
     from recsys_helpers.models import lstm
 
     class FewBatches(lstm.ItemLSTM):
@@ -406,7 +407,7 @@ def bench_lstm_loss() -> dict:
     split = data.load_split()
     losses = {
         "keras_sparse_cross_entropy": keras.losses.SparseCategoricalCrossentropy(from_logits=True, reduction=None),
-        "next_item_loss": lstm.next_item_loss,
+        "next_item_loss": losses_module.next_item_loss,
     }
 
     def make(name: str, kind=lstm.ItemLSTM):

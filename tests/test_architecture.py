@@ -158,3 +158,24 @@ def test_no_imports_inside_functions():
         if inside and target.split(".")[0] not in LOCAL_IMPORTS_ALLOWED.get(module, set())
     ]
     assert not local, local
+
+
+#: The most parameters a constructor may take (options beyond that go into small option objects).
+MAX_PARAMETERS = 15
+
+
+def test_no_constructor_takes_more_than_fifteen_parameters():
+    wide = []
+    for module, tree in MODULES.items():
+        for cls in (node for node in ast.walk(tree) if isinstance(node, ast.ClassDef)):
+            for init in cls.body:
+                if isinstance(init, ast.FunctionDef) and init.name == "__init__":
+                    a = init.args
+                    count = len(a.posonlyargs + a.args + a.kwonlyargs) - 1 + bool(a.vararg) + bool(a.kwarg)
+                    if count > MAX_PARAMETERS:
+                        wide.append(f"{module}.{cls.name}: {count}")
+    assert not wide, wide
+
+
+def test_the_lstm_module_stays_short_enough_to_show():
+    assert len((PACKAGE / "models" / "lstm.py").read_text().splitlines()) < 600

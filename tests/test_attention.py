@@ -168,7 +168,8 @@ def test_tune_bonuses_sets_the_best_weights_of_its_grids(split, small_model):
     assert next_val.evaluate(small_model)["accuracy"] == pytest.approx(accuracy.max())
     assert basket_val.evaluate(small_model)["precision"] == pytest.approx(precision.to_numpy().max())
     row = both_protocols(next_val.evaluate(small_model), basket_val.evaluate(small_model))
-    assert set(row) == {"accuracy", "mrr_at_5", "precision", "recall_at_5", "ndcg_at_5"}
+    assert set(row) == {"accuracy", "mrr_at_5", "precision", "recall_at_5", "ndcg_at_5",
+                        "precision_repeat", "precision_explore", "repeat_share"}
 
 
 def test_the_defaults_are_the_chapters_model():

@@ -107,8 +107,8 @@ def test_a_rerun_reuses_the_rungs_an_earlier_result_ran_with_the_same_parameters
     ladder = ladders.LADDERS["item_lstm"]
     first = tiny_runs("item_lstm")
     trained = []
-    original = ladder.model.fit
-    monkeypatch.setattr(ladder.model, "fit", lambda self, *a, **k: trained.append(1) or original(self, *a, **k))
+    original = lstm.LSTMRecommender.fit
+    monkeypatch.setattr(lstm.LSTMRecommender, "fit", lambda self, *a, **k: trained.append(1) or original(self, *a, **k))
     again = ladders.run(ladder, small_split, overrides=_tiny("item_lstm"), progress=False, previous=first)
     assert not trained and again["rungs"] == first["rungs"]
     changed = dict(first, rungs=[dict(r) for r in first["rungs"]])
@@ -129,7 +129,9 @@ def test_styled_table_keeps_whole_descriptions():
 
 
 def test_the_sasrec_path_ends_at_the_chapters_model():
-    path = ladders.sasrec_path()
+    ladder = ladders.SASREC_LADDER
+    path = ladder.path()
+    assert vars(ladder.model(**ladder.end())) == vars(ladders.attention.SASRec(**ladders.attention.SASREC))
     taken = [params for rung, params in path if not rung.side]
     assert taken[-1] == dict(ladders.attention.SASREC), "the last rung taken is attention.SASREC"
     assert path[0][1]["basket_weight"] == 0.0
@@ -143,7 +145,7 @@ def test_the_sasrec_path_ends_at_the_chapters_model():
 
 def test_run_sasrec_trains_what_it_has_not_run_and_measures_both_protocols(small_split):
     small = {"context": 16, "stride": 8, "dim": 8, "epochs": 1, "batch_size": 32}
-    runs = ladders.sasrec_runs()
+    runs = ladders.SASREC_LADDER.runs()
     assert [rung.change for rung, _ in runs] == [
         *(r.change for r in ladders.SASREC_PATH), ladders.SASREC_INVOICE_ONLY.change
     ]
@@ -154,7 +156,7 @@ def test_run_sasrec_trains_what_it_has_not_run_and_measures_both_protocols(small
          "params": json.loads(json.dumps(params | small, default=ladders._plain))}
         for i, (rung, params) in enumerate(runs[:-1])
     ]}  # the path's rungs as an earlier run recorded them: only the ablation trains here
-    result = ladders.run_sasrec(small_split, overrides=small, progress=False, previous=earlier)
+    result = ladders.run(ladders.SASREC_LADDER, small_split, overrides=small, progress=False, previous=earlier)
     assert result["rungs"][:-1] == earlier["rungs"], "rungs run before are taken from that run"
     row = result["rungs"][-1]
     assert row["change"] == ladders.SASREC_INVOICE_ONLY.change and row["params"]["history"] is False
@@ -167,8 +169,21 @@ def test_run_sasrec_trains_what_it_has_not_run_and_measures_both_protocols(small
         "epochs": 1, "accuracy": 0.5, "precision": 0.2, "boost": 1.0, "basket_boost": 2.0,
         "trend_boost": 0.1, "fit_seconds": 3.0,
     }
-    table = ladders.sasrec_table(result, chapter)
+    table = ladders.table(result, {ladders.SASREC_CHAPTER.change: chapter})
     assert len(table) == len(runs) + 1 and table["run by"].iloc[-1] == "this chapter"
+    assert table["next-item accuracy"].iloc[-1] == 0.5 and table["fit seconds"].iloc[-1] == 3.0
+    assert table["bonus (next, basket, trend)"].iloc[-1] == "1, 2, 0.1"
     saved = json.loads(json.dumps(result, default=ladders._plain))
-    again = ladders.run_sasrec(small_split, overrides=small, progress=False, previous=saved)
+    again = ladders.run(ladders.SASREC_LADDER, small_split, overrides=small, progress=False, previous=saved)
     assert again["rungs"] == saved["rungs"], "nothing trained again"
+
+
+def test_the_recorded_sasrec_ladder_reads_as_one_of_the_ladders():
+    """``benchmarks/results/ladder_sasrec.json``, written by the former SASRec-only runner, makes
+    the same table through the one machinery, and a rerun would reuse every rung of it."""
+    result = ladders.read("sasrec")
+    steps = ladders.table(result, {ladders.SASREC_CHAPTER.change: result["rungs"][0]})
+    assert list(steps["change"])[:-1] == [rung.change for rung, _ in ladders.SASREC_LADDER.runs()]
+    assert steps["next-item accuracy"].tolist()[:-1] == [row["accuracy"] for row in result["rungs"]]
+    assert [row["params"] for row in result["rungs"]] == [
+        json.loads(json.dumps(params, default=ladders._plain)) for _, params in ladders.SASREC_LADDER.runs()]

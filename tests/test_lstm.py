@@ -1,4 +1,4 @@
-"""The LSTM recommenders of the next-item protocol (``recsys_helpers.models.lstm``)."""
+"""The LSTM recommenders of the next-item protocol (``models.lstm``, ``lstm_prediction``, ``losses``)."""
 
 import keras
 import numpy as np
@@ -7,8 +7,8 @@ import tensorflow as tf
 
 from recsys_helpers.evaluation import metrics
 from recsys_helpers.evaluation.next_item import NextItemProtocol
-from recsys_helpers.interactions import Invoices, invoices_of, make_windows
-from recsys_helpers.models import lstm
+from recsys_helpers.interactions import Invoices, invoices_of, make_windows, pack_windows
+from recsys_helpers.models import losses, lstm, lstm_prediction
 from recsys_helpers.models.baselines import PopularityWithRemoval
 
 QUIET = {"progress": False}
@@ -53,7 +53,7 @@ def test_protocol_scores_oracle_and_baseline(split):
 
 def test_length_batches_cover_each_invoice_once():
     lengths = np.array([3, 50, 1, 7, 0, 20, 20, 2])
-    batches = lstm.length_batches(lengths, max_tokens=40)
+    batches = lstm_prediction.length_batches(lengths, max_tokens=40)
     assert sorted(np.concatenate(batches).tolist()) == list(range(len(lengths)))
     assert all(len(b) * max(lengths[b].max(), 1) <= 40 or len(b) == 1 for b in batches)
 
@@ -78,10 +78,10 @@ def test_models_shapes_and_customer_table_size(split, small_models):
     item, user, _, _ = small_models
     x = np.zeros((3, 7), np.int32)
     assert tuple(item({"items": x}).shape) == (3, 7, split.n_items + 1)
-    assert tuple(user(lstm.lstm_inputs(x, np.array([0, 1, 2]))).shape) == (3, 7, split.n_items + 1)
+    assert tuple(user(lstm_prediction.lstm_inputs(x, np.array([0, 1, 2]))).shape) == (3, 7, split.n_items + 1)
     # the customer table is sized by the number of customers (the source used the number of items)
     assert user.get_layer("customer_embedding").input_dim == split.n_customers + 1
-    assert not lstm.uses_customers(item) and lstm.uses_customers(user)
+    assert not lstm_prediction.uses_customers(item) and lstm_prediction.uses_customers(user)
 
 
 def test_models_are_causal(small_models):
@@ -99,8 +99,8 @@ def test_batched_prediction_equals_step_by_step(split, small_models, which):
     model = small_models[which]
     invoices = invoices_of(split, "validation", history=6)
     invoices = invoices.take(np.arange(min(12, len(invoices))))
-    batched = lstm.predict_next_items(model, invoices, k=5, max_tokens=40)
-    stepwise = lstm.predict_stepwise(model, invoices, k=5)
+    batched = lstm_prediction.predict_next_items(model, invoices, k=5, max_tokens=40)
+    stepwise = lstm_prediction.predict_stepwise(model, invoices, k=5)
     assert batched.shape == (invoices.n_steps, 5)
     assert np.array_equal(batched, stepwise)
     assert not np.any(batched == 0)  # "start" is never recommended
@@ -110,8 +110,8 @@ def test_previous_only_is_one_step_from_the_zero_state(split, small_models):
     """The source's bug, reproduced: every step starts from the zero state with one item."""
     _, user, _, _ = small_models
     invoices = invoices_of(split, "validation").take(np.arange(5))
-    recs = lstm.predict_from_previous_only(user, invoices, k=5, batch_size=7)
-    inputs = lstm.lstm_inputs(invoices.previous()[:, None], invoices.step_customers())
+    recs = lstm_prediction.predict_from_previous_only(user, invoices, k=5, batch_size=7)
+    inputs = lstm_prediction.lstm_inputs(invoices.previous()[:, None], invoices.step_customers())
     logits = np.array(user(inputs))[:, 0]
     logits[:, 0] = -np.inf
     expected = np.argsort(-logits, axis=1, kind="stable")[:, :5]
@@ -121,15 +121,15 @@ def test_previous_only_is_one_step_from_the_zero_state(split, small_models):
 def test_drop_bought_skips_items_of_the_invoice():
     invoices = Invoices(np.array([3, 4, 5, 9], np.int32), np.array([0, 3, 4]), np.array([0, 0]))
     candidates = np.array([[3, 4, 6, 7], [3, 4, 6, 7], [4, 3, 6, 7], [3, 4, 6, 7]], np.int32)
-    out = lstm.drop_bought(candidates, invoices, k=2)
+    out = lstm_prediction.drop_bought(candidates, invoices, k=2)
     assert out.tolist() == [[3, 4], [4, 6], [6, 7], [3, 4]]
 
 
 def test_history_bias_adds_scaled_weights(small_models):
     *_, model = small_models
     x = np.array([[0, 5, 6]], np.int32)
-    plain = lstm.lstm_inputs(x, np.array([1]), (np.zeros((1, 2), np.int32), np.zeros((1, 2))))
-    boosted = lstm.lstm_inputs(x, np.array([1]), (np.array([[7, 0]]), np.array([[2.0, 0.0]])))
+    plain = lstm_prediction.lstm_inputs(x, np.array([1]), (np.zeros((1, 2), np.int32), np.zeros((1, 2))))
+    boosted = lstm_prediction.lstm_inputs(x, np.array([1]), (np.array([[7, 0]]), np.array([[2.0, 0.0]])))
     difference = np.asarray(model(boosted)) - np.asarray(model(plain))
     scale = model.get_layer("history_bias").scale.numpy()
     np.testing.assert_allclose(difference[0, :, 7], 2.0 * scale[7], rtol=1e-5)
@@ -138,7 +138,7 @@ def test_history_bias_adds_scaled_weights(small_models):
 
 
 def test_history_boost_counts_training_purchases(split):
-    boost = lstm.history_boost(split, weight=2.0)
+    boost = lstm_prediction.history_boost(split, weight=2.0)
     assert boost.shape == (split.n_customers + 1, split.n_items + 1)
     assert not boost[0].any() and not boost[:, 0].any()  # unknown customers, the start code
     train = split.train[split.train["customer"] >= 0]
@@ -151,14 +151,14 @@ def test_history_boost_counts_training_purchases(split):
 def test_bias_is_added_to_the_logits_of_the_invoice_customer(split, small_models):
     _, user, _, _ = small_models
     invoices = invoices_of(split, "validation").take(np.arange(6))
-    plain = lstm.predict_next_items(user, invoices)
+    plain = lstm_prediction.predict_next_items(user, invoices)
     zero = np.zeros((split.n_customers + 1, split.n_items + 1), np.float32)
-    assert np.array_equal(lstm.predict_next_items(user, invoices, bias=zero), plain)
+    assert np.array_equal(lstm_prediction.predict_next_items(user, invoices, bias=zero), plain)
     # a huge bias of three items for one customer: its steps get exactly those three first
     customer = int(invoices.customers[0])
     bias = zero.copy()
     bias[customer, [11, 12, 13]] = [3e3, 2e3, 1e3]
-    recs = lstm.predict_next_items(user, invoices, bias=bias)
+    recs = lstm_prediction.predict_next_items(user, invoices, bias=bias)
     mine = invoices.step_customers() == customer
     assert (recs[mine, :3] == [11, 12, 13]).all()
     assert np.array_equal(recs[~mine], plain[~mine])
@@ -169,9 +169,9 @@ def test_next_item_loss_equals_keras_sparse_cross_entropy():
     logits = tf.constant(rng.normal(size=(3, 4, 9)) * 3, dtype=tf.float32)
     targets = rng.integers(0, 9, size=(3, 4))
     reference = keras.losses.SparseCategoricalCrossentropy(from_logits=True, reduction=None)
-    np.testing.assert_allclose(lstm.next_item_loss(targets, logits), reference(targets, logits), rtol=1e-5)
+    np.testing.assert_allclose(losses.next_item_loss(targets, logits), reference(targets, logits), rtol=1e-5)
     grads = []
-    for loss in (lstm.next_item_loss, reference):
+    for loss in (losses.next_item_loss, reference):
         with tf.GradientTape() as tape:
             tape.watch(logits)
             value = tf.reduce_sum(loss(targets, logits))
@@ -240,7 +240,7 @@ def test_loss_weighs_padding_zero_and_averages_over_all_positions(split):
     targets, inputs = item.windows_[0][:16], item.windows_[1][:16]
     assert (targets == 0).any() and (targets > 0).any()
     logits = item.model({"items": inputs}, training=False)
-    per_position = lstm.next_item_loss(targets, logits).numpy()
+    per_position = losses.next_item_loss(targets, logits).numpy()
     expected = (per_position * (targets > 0)).sum() / targets.size  # Keras' sample-weight mean
     assert float(item.compute_loss((targets, inputs), training=False)) == pytest.approx(expected, rel=1e-5)
 
@@ -256,7 +256,7 @@ def test_learning_rate_decays_over_the_epochs_of_the_fit(split):
 def test_next_items_drop_bought_and_fill_from_the_whole_catalogue(split, trained, validation):
     item, _ = trained
     invoices = validation.invoices
-    raw = lstm.predict_next_items(item.model, invoices, 5)
+    raw = lstm_prediction.predict_next_items(item.model, invoices, 5)
     recs = item.next_items(invoices, 5)
     assert recs.shape == raw.shape and (recs > 0).all()
     for g in range(len(invoices)):
@@ -283,11 +283,11 @@ def test_boost_adds_the_purchase_history(split, trained, validation):
     try:
         user.boost = 0.0
         plain = user.next_items(invoices, 5)
-        assert np.array_equal(plain, lstm.predict_next_items(user.model, invoices, 5))
+        assert np.array_equal(plain, lstm_prediction.predict_next_items(user.model, invoices, 5))
         user.boost = 2.5
         boosted = user.next_items(invoices, 5)
-        expected = lstm.predict_next_items(
-            user.model, invoices, 5, bias=lstm.history_boost(split, 2.5)
+        expected = lstm_prediction.predict_next_items(
+            user.model, invoices, 5, bias=lstm_prediction.history_boost(split, 2.5)
         )
         assert np.array_equal(boosted, expected)
     finally:
@@ -326,7 +326,7 @@ def test_source_init_draws_uniform_weights_and_no_forget_bias():
 
 def test_carried_state_flows_from_one_batch_to_the_next(split):
     params = lstm.ITEM_LSTM_SOURCE | {"embedding_dim": 8, "hidden": 8, "batch_size": 16, **QUIET}
-    model = lstm.LSTMRecommender(**params).fit(split, epochs=1)
+    model = lstm.lstm_recommender(**params).fit(split, epochs=1)
     assert isinstance(model.optimizer_, keras.optimizers.SGD)
     assert model.optimizer_.global_clipnorm == 5.0
     # the epoch ended with a reset: the state is zero again
@@ -346,7 +346,7 @@ def test_carried_state_flows_from_one_batch_to_the_next(split):
 
 def test_carried_state_matches_the_stateless_model_from_zero(split):
     params = lstm.ITEM_LSTM_SOURCE | {"embedding_dim": 8, "hidden": 8, "batch_size": 16, **QUIET}
-    model = lstm.LSTMRecommender(**params).fit(split, epochs=1)
+    model = lstm.lstm_recommender(**params).fit(split, epochs=1)
     targets, items = next(iter(model.batches(np.random.default_rng(0))))
     stateless = model.model({"items": items}, training=False)
     carried = model._logits({"items": items}, training=False)  # the state is zero after fit
@@ -358,28 +358,28 @@ def test_allow_start_lets_code_zero_be_recommended(split):
     model = lstm.build_lstm(split.n_items + 1, embedding_dim=4, hidden=4)
     logits_bias = model.get_layer("logits").weights[1]
     logits_bias.assign(np.where(np.arange(split.n_items + 1) == 0, 100.0, 0.0).astype("float32"))
-    with_start = lstm.predict_from_previous_only(model, invoices, allow_start=True)
+    with_start = lstm_prediction.predict_from_previous_only(model, invoices, allow_start=True)
     assert np.all(with_start[:, 0] == 0)
-    assert not np.any(lstm.predict_from_previous_only(model, invoices) == 0)
-    assert np.all(lstm.predict_next_items(model, invoices, allow_start=True)[:, 0] == 0)
-    assert not np.any(lstm.predict_next_items(model, invoices) == 0)
+    assert not np.any(lstm_prediction.predict_from_previous_only(model, invoices) == 0)
+    assert np.all(lstm_prediction.predict_next_items(model, invoices, allow_start=True)[:, 0] == 0)
+    assert not np.any(lstm_prediction.predict_next_items(model, invoices) == 0)
 
 
 def test_fresh_targets_loss_is_the_masked_loss_of_the_first_predictions(split):
-    model = lstm.LSTMRecommender(embedding_dim=8, hidden=8, num_steps=8, stride=4, epochs=1,
+    model = lstm.lstm_recommender(embedding_dim=8, hidden=8, num_steps=8, stride=4, epochs=1,
                                  dropout=0.0, targets="fresh", **QUIET).fit(split)
     batch = next(iter(model.batches(np.random.default_rng(0))))
     targets, items, fresh = batch
     assert fresh.sum() < (targets > 0).sum(), "overlapping windows repeat targets"
     logits = model.model({"items": items}, training=False)
-    manual = float(tf.reduce_sum(lstm.next_item_loss(targets, logits) * fresh) / fresh.sum())
+    manual = float(tf.reduce_sum(losses.next_item_loss(targets, logits) * fresh) / fresh.sum())
     assert float(model.compute_loss(batch, training=False)) == pytest.approx(manual, rel=1e-5)
     with pytest.raises(ValueError):
-        lstm.LSTMRecommender(targets="some")
+        lstm.lstm_recommender(targets="some")
 
 
 def test_buckets_cut_only_trailing_padding(split):
-    model = lstm.LSTMRecommender(embedding_dim=8, hidden=8, num_steps=16, stride=8, epochs=1,
+    model = lstm.lstm_recommender(embedding_dim=8, hidden=8, num_steps=16, stride=8, epochs=1,
                                  dropout=0.0, targets="fresh", buckets=True, batch_size=8,
                                  **QUIET).fit(split)
     batches = list(model.batches(np.random.default_rng(1)))
@@ -393,7 +393,7 @@ def test_buckets_cut_only_trailing_padding(split):
         float(model.compute_loss(full, training=False)), rel=1e-5
     ), "the network is causal: cutting the padding after the last target changes no loss"
     with pytest.raises(ValueError):
-        lstm.LSTMRecommender(buckets=True)
+        lstm.lstm_recommender(buckets=True)
 
 
 def test_sampled_softmax_over_the_whole_catalogue_is_the_full_softmax():
@@ -402,20 +402,20 @@ def test_sampled_softmax_over_the_whole_catalogue_is_the_full_softmax():
     kernel = tf.constant(rng.normal(size=(5, 11)), tf.float32)
     bias = tf.constant(rng.normal(size=11), tf.float32)
     targets = tf.constant(rng.integers(1, 11, 7), tf.int32)
-    full = lstm.next_item_loss(targets, hidden @ kernel + bias)
+    full = losses.next_item_loss(targets, hidden @ kernel + bias)
     every = tf.range(11, dtype=tf.int32)  # each item once, the target among them (left out)
-    sampled = lstm.sampled_softmax_loss(hidden, targets, every, kernel, bias, tf.zeros(11))
+    sampled = losses.sampled_softmax_loss(hidden, targets, every, kernel, bias, tf.zeros(11))
     np.testing.assert_allclose(sampled.numpy(), full.numpy(), rtol=1e-5)
     # a sample without the target's competitors gives a smaller loss; the correction raises it
     few = tf.constant([1, 2], tf.int32)
-    small = lstm.sampled_softmax_loss(hidden, targets, few, kernel, bias, tf.zeros(11))
+    small = losses.sampled_softmax_loss(hidden, targets, few, kernel, bias, tf.zeros(11))
     assert np.all(small.numpy() <= full.numpy() + 1e-6)
-    corrected = lstm.sampled_softmax_loss(hidden, targets, few, kernel, bias, tf.fill([11], -2.0))
+    corrected = losses.sampled_softmax_loss(hidden, targets, few, kernel, bias, tf.fill([11], -2.0))
     assert np.all(corrected.numpy() >= small.numpy() - 1e-6)
 
 
 def test_purchases_and_negatives_train_and_predict_the_whole_catalogue(split):
-    model = lstm.LSTMRecommender(embedding_dim=8, hidden=8, num_steps=8, stride=4, epochs=1,
+    model = lstm.lstm_recommender(embedding_dim=8, hidden=8, num_steps=8, stride=4, epochs=1,
                                  dropout=0.0, targets="purchases", negatives=16, **QUIET).fit(split)
     batch = next(iter(model.batches(np.random.default_rng(0))))
     targets, items, scored, negatives = batch
@@ -425,15 +425,15 @@ def test_purchases_and_negatives_train_and_predict_the_whole_catalogue(split):
     invoices = invoices_of(split, "validation")
     assert model.next_items(invoices, k=3).shape == (invoices.n_steps, 3)
     with pytest.raises(ValueError):
-        lstm.LSTMRecommender(negatives=16)  # the full softmax at every position
+        lstm.lstm_recommender(negatives=16)  # the full softmax at every position
 
 
 def test_packed_rows_compute_what_each_window_computes_alone(split):
-    model = lstm.LSTMRecommender(customers=True, embedding_dim=8, hidden=8, customer_dim=4,
+    model = lstm.lstm_recommender(customers=True, embedding_dim=8, hidden=8, customer_dim=4,
                                  num_steps=16, stride=8, epochs=1, targets="purchases",
                                  pack=True, batch_size=4, **QUIET).fit(split)
     targets, items, customers, scored = model.windows_
-    (p_items, p_customers), reset = lstm.pack_windows(
+    (p_items, p_customers), reset = pack_windows(
         [items, customers], model.window_lengths_, 16, np.random.default_rng(0))
     assert len(p_items) < len(items), "short windows share rows"
     packed = lstm.packed_encoder(model.model, {"items": p_items, "customers": p_customers}, reset)
@@ -454,6 +454,54 @@ def test_packed_rows_compute_what_each_window_computes_alone(split):
     assert batch[-1].dtype == bool and batch[0].shape == batch[-1].shape, "rows and their starts"
     assert np.isfinite(float(model.compute_loss(batch, training=True)))
     with pytest.raises(ValueError):
-        lstm.LSTMRecommender(pack=True)
+        lstm.lstm_recommender(pack=True)
     with pytest.raises(ValueError):
-        lstm.LSTMRecommender(pack=True, buckets=True, targets="fresh")
+        lstm.lstm_recommender(pack=True, buckets=True, targets="fresh")
+
+
+# --- the two models, built from their flat configurations --------------------------------------
+
+#: First-batch losses (seed 0) computed by the code before the source's and the book's models
+#: became two classes: the split must give the same networks and the same numbers.
+FIRST_LOSSES = {"item_source": 4.110997200012207, "user_source": 4.111046314239502,
+                "item": 6.235456943511963, "user": 6.944031238555908}
+REFACTOR_SMALL = {"embedding_dim": 16, "hidden": 32, "num_steps": 6, "stride": 3, "epochs": 1,
+                  "seed": 0, **QUIET}
+
+
+@pytest.mark.parametrize("key", sorted(FIRST_LOSSES))
+def test_flat_configurations_build_the_same_networks_as_before(split, key):
+    params = {"item_source": lstm.ITEM_LSTM_SOURCE | {"batch_size": 16},
+              "user_source": lstm.USER_LSTM_SOURCE | {"customers": True, "batch_size": 16},
+              "item": lstm.ITEM_LSTM, "user": lstm.USER_LSTM | {"customers": True}}[key]
+    model = lstm.lstm_recommender(**params | REFACTOR_SMALL)
+    assert type(model) is (lstm.SourceLSTM if key.endswith("source") else lstm.BookLSTM)
+    keras.utils.set_random_seed(model.seed)
+    networks = model.build(split)
+    shapes = {w.path: tuple(w.shape) for network in networks for w in network.weights}
+    customers = 200 if key == "user_source" else 32
+    assert shapes["item_embedding/embeddings"] == (61, 16)
+    assert shapes["logits/kernel"] == (32, 61)
+    assert ("customer_embedding/embeddings" in shapes) == key.startswith("user")
+    if key.startswith("user"):
+        assert shapes["customer_embedding/embeddings"] == (201, customers)
+        assert shapes["lstm_0/lstm_cell/kernel"] == (16 + customers, 128)
+    assert ("lstm_1/lstm_cell/kernel" in shapes) == key.endswith("source")
+    batch = next(iter(model.batches(np.random.default_rng(model.seed))))
+    assert float(model.compute_loss(batch, training=False)) == FIRST_LOSSES[key]
+
+
+def test_the_chapters_models_are_their_flat_configurations():
+    item = lstm.lstm_recommender(**lstm.ITEM_LSTM | QUIET)
+    assert vars(item) == vars(lstm.ItemLSTM(**QUIET))
+    user = lstm.lstm_recommender(**lstm.USER_LSTM | {"customers": True} | QUIET)
+    assert vars(user) == vars(lstm.UserLSTM(**QUIET))
+    grouped = lstm.options(lstm.ITEM_LSTM)
+    assert grouped["network"].hidden == 128 and grouped["targets"].negatives == 512
+    assert grouped["training"].epochs == 12 and grouped["num_steps"] == 32
+    with pytest.raises(TypeError):
+        lstm.lstm_recommender(**lstm.ITEM_LSTM_SOURCE | {"targets": "fresh"})  # no chosen targets
+    with pytest.raises(ValueError):
+        lstm.lstm_recommender(**lstm.ITEM_LSTM_SOURCE | {"dropout": 0.2})
+    with pytest.raises(ValueError):
+        lstm.Training(optimizer="rmsprop")

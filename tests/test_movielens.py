@@ -169,6 +169,19 @@ def test_random_split_is_reproducible(tables):
     assert a.sizes().sum() == len(ratings) and 0.1 < len(a.test) / len(ratings) < 0.3
 
 
+def test_split_facts_say_what_the_test_asks(tables):
+    ratings, movies = tables
+    temporal = ml.split_facts(ml.temporal_split(ratings, movies))
+    random = ml.split_facts(ml.random_split(ratings, movies, seed=1))
+    older = "test ratings older than the user's latest training rating (%)"
+    assert temporal[["train", "validation", "test"]].sum() == len(ratings)
+    assert temporal[older] == 0  # the temporal test asks only about each user's future
+    assert random[older] > 0
+    assert 0 <= random["test ratings of films unseen in training (%)"] <= 100
+    split = ml.temporal_split(ratings, movies)
+    assert temporal["test mean rating"] == pytest.approx(split.test["rating"].mean())
+
+
 def test_sample_users_keeps_whole_users(tables):
     ratings, _ = tables
     sample = ml.sample_users(ratings, 0.5, seed=3)

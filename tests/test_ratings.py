@@ -168,11 +168,11 @@ def test_popularity_counts_ratings():
     assert pop.score_users([0, 1]).tolist() == [[0, 2, 0, 1]] * 2
 
 
-def test_seed_agreement_on_a_perfect_and_a_reversed_model():
+def test_article_agreement_on_a_perfect_and_a_reversed_model():
     frame = pd.DataFrame({"user": 0, "movie": np.arange(6), "rating": [5, 4.5, 4, 3, 2, 1.0]})
-    perfect = ev.seed_agreement(frame, frame["rating"])
+    perfect = ev.article_agreement(frame, frame["rating"])
     assert perfect == {"accuracy": 1.0, "mrr": pytest.approx(np.mean(1 / np.arange(1, 6)))}
-    reverse = ev.seed_agreement(frame, -frame["rating"])
+    reverse = ev.article_agreement(frame, -frame["rating"])
     assert reverse["accuracy"] == 0.0  # true top 5: movies 0-4; predicted: 5, 4, 3, 2, 1
     assert reverse["mrr"] == pytest.approx((1 / 5 + 1 / 4 + 1 / 3 + 1 / 2) / 5)
 

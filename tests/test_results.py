@@ -62,28 +62,96 @@ def test_tidy_and_leaderboard():
     assert results.leaderboard(recorded, "mae").empty
 
 
-def test_compare_recorded_flags_what_moved_and_follows_renames():
-    before = {"a_val_precision": 0.100, "b_val_accuracy": 0.300, "old_val_accuracy": 0.2, "a_fit_seconds": 3.0}
-    after = pd.Series({"a_val_precision": 0.1015, "b_val_accuracy": 0.310, "new_val_accuracy": 0.2,
-                       "c_test_mae": 0.7, "a_val_fit_seconds": 9.0, "not_a_metric": 1.0})
-    table = results.compare_recorded(before, after, renamed={"old_val_accuracy": "new_val_accuracy"})
-    assert list(table.index) == ["a_val_precision", "b_val_accuracy", "c_test_mae", "new_val_accuracy"]
-    assert table["moved"].to_dict() == {
-        "a_val_precision": False, "b_val_accuracy": True, "c_test_mae": True, "new_val_accuracy": False,
+def _basket_scores(hits_per_invoice, clusters):
+    from recsys_helpers.evaluation.scores import Scores
+
+    units = pd.DataFrame({"precision": np.asarray(hits_per_invoice, dtype=float) / 5})
+    return Scores({"precision": float(units["precision"].mean())}, units, np.asarray(clusters), "basket")
+
+
+def test_record_glues_intervals_and_units_that_read_back(tmp_path):
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [
+        nbformat.v4.new_code_cell(
+            "import numpy as np, pandas as pd\n"
+            "from recsys_helpers.book.results import record\n"
+            "from recsys_helpers.evaluation.scores import Scores\n"
+            "units = pd.DataFrame({'precision': np.arange(40) % 3 / 5})\n"
+            "s = Scores({'precision': units['precision'].mean()}, units, np.arange(40) // 2, 'basket')\n"
+            "record('toy', 'val', s | {'fit_seconds': 2.0})"
+        )
+    ]
+    NotebookClient(nb, timeout=120, kernel_name="python3").execute()
+    path = tmp_path / "toy.ipynb"
+    path.write_text(json.dumps(nb))
+    got = results.read_recorded([path])
+    assert got["toy_val_precision_lo"] < got["toy_val_precision"] < got["toy_val_precision_hi"]
+    assert "toy_val_fit_seconds" in got
+    units = results.read_units([path], "basket")
+    assert list(units) == [("toy", "val")]
+    assert units["toy", "val"]["precision"] == pytest.approx(got["toy_val_precision"])
+    assert results.read_units([path], "next_item") == {}
+
+
+def test_compare_board_pairs_models_and_says_ties():
+    rng = np.random.default_rng(0)
+    clusters = np.repeat(np.arange(300), 3)
+    base = rng.integers(0, 3, clusters.size)
+    strong = base + (rng.random(clusters.size) < 0.5)
+    flips = (rng.random(clusters.size) < 0.05) * rng.choice([-1, 1], clusters.size)
+    close = np.clip(strong + flips, 0, 5) - (np.arange(clusters.size) == 0)  # as good, give or take
+    units = {
+        ("strong", "val"): _basket_scores(strong, clusters),
+        ("close", "val"): _basket_scores(close, clusters),
+        ("repurchase", "val"): _basket_scores(base, clusters),
     }
-    assert table.loc["b_val_accuracy", "change"] == pytest.approx(0.010)
+    board = results.compare_board(["repurchase", "close", "strong"], units, "val", "precision", "repurchase")
+    assert board.index.tolist() == ["strong", "close", "repurchase"]
+    assert board.loc["strong", "against the best"] == "best"
+    assert board.loc["close", "against the best"] == "no clear difference"
+    assert board.loc["repurchase", "against the best"] == "worse"
+    assert board.loc["strong", "vs reference low"] > 0
+    assert (board["low"] <= board["value"]).all() and (board["value"] <= board["high"]).all()
+    # a model scored on other units is shown without a paired comparison
+    units["other", "val"] = _basket_scores(base[:30], clusters[:30])
+    board = results.compare_board(["strong", "other"], units, "val", "precision", "repurchase")
+    assert pd.isna(board.loc["other", "vs best"])
+    assert results.interval_text(0.18, 0.17, 0.19) == "0.180 [0.170, 0.190]"
+    assert results.interval_text(0.01, -0.002, 0.02, sign=True) == "+0.010 [-0.002, +0.020]"
 
 
-def test_glue_before_uses_names_the_leaderboards_ignore(tmp_path):
-    snapshot = tmp_path / "snapshot.json"
-    snapshot.write_text(json.dumps({"commit": "x", "renamed": {}, "metrics": {"two_tower_val_precision": 0.147}}))
-    glued = results.glue_before(["two_tower_val_precision"], results.read_snapshot(snapshot))
-    assert glued == {"before_two_tower_precision_on_val": 0.147}
-    assert results.tidy(pd.Series(glued)).empty
-    with pytest.raises(ValueError):
-        results.glue_before(["two_tower_fit_seconds"], results.read_snapshot(snapshot))
+def test_repeat_explore_table_reads_recorded_parts():
+    recorded = pd.Series(
+        {"a_val_precision": 0.2, "a_val_precision_repeat": 0.15, "a_val_precision_explore": 0.05,
+         "a_val_repeat_share": 0.6, "b_val_precision": 0.1}
+    )
+    table = results.repeat_explore(recorded, ["a", "b"])
+    assert table.index.tolist() == ["a"]
+    assert table.loc["a", "from repeats"] + table.loc["a", "from new items"] == pytest.approx(0.2)
 
 
-def test_committed_snapshot_holds_quality_metrics_only():
-    snapshot = results.read_snapshot()
-    assert snapshot["metrics"] and all(results.tidy(pd.Series(snapshot["metrics"]))["metric"] != "fit_seconds")
+def test_fold_table_ranks_models_within_months():
+    recorded = pd.Series(
+        {"a_fold1_precision": 0.3, "a_fold2_precision": 0.1, "b_fold1_precision": 0.2,
+         "b_fold2_precision": 0.2, "a_fold1_accuracy": 0.9, "a_folds_precision_mean": 0.2}
+    )
+    table = results.fold_table(recorded, "precision")
+    assert table.index.tolist() == ["a", "b"] or table.index.tolist() == ["b", "a"]
+    assert table.loc["a", "mean"] == pytest.approx(0.2) and table.loc["a", "mean rank"] == 1.5
+    assert not table.loc["a", "same rank every month"]
+    assert list(table.columns[:2]) == ["month 1", "month 2"]
+
+
+def test_rung_steps_pair_each_rung_with_the_one_before():
+    rng = np.random.default_rng(1)
+    clusters = np.repeat(np.arange(200), 4)
+    base = rng.integers(0, 2, clusters.size)
+    better = np.maximum(base, rng.random(clusters.size) < 0.3)  # strictly more hits
+    flips = (rng.random(clusters.size) < 0.05) * rng.choice([-1, 1], clusters.size)
+    same = np.clip(better + flips, 0, 5)
+    rungs = {"a": _basket_scores(base, clusters), "b": _basket_scores(better, clusters),
+             "c": _basket_scores(same, clusters)}
+    steps = results.rung_steps(rungs, "precision", "toy")
+    assert steps["a"] == "(first rung)"
+    assert steps["b"].endswith("better") and steps["c"].endswith("no clear difference")
+    assert steps["b"].startswith("+")

@@ -2,15 +2,13 @@
 the indexes find what exact search finds; the endpoint answers bad requests with a 4xx."""
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from recsys_helpers.features import customer_countries
+from recsys_helpers.interactions import invoices_of
 from recsys_helpers.models import lstm, serving, two_tower
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -56,15 +54,28 @@ def test_saved_artifacts_answer_as_the_trained_models(trained, split, tmp_path):
     basket = requests[2]["basket"]
     assert not set(basket) & set(expected[2][1]["items"]) and len(expected[2][1]["items"]) == 5
     # a fresh process (the script) gives the same answers
-    path = tmp_path / "requests.json"
-    path.write_text(json.dumps(requests))
-    env = os.environ | {"PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "3"}
-    run = subprocess.run(
-        [sys.executable, "-m", "recsys_helpers.models.serving", str(folder), str(path)],
-        capture_output=True, text=True, env=env, check=True, timeout=300,
-    )
-    answers = json.loads(run.stdout.strip().splitlines()[-1])["answers"]
-    assert [(a["status"], a["body"]) for a in answers] == expected
+    output = serving.answer_in_fresh_process(folder, requests, timeout=300)
+    assert [(a["status"], a["body"]) for a in output["answers"]] == expected
+    assert output["load_seconds"] > 0
+
+
+def test_prefix_requests_follow_the_steps_of_next_items(trained, split):
+    _, user, catalogue, memory = trained
+    invoices = invoices_of(split, "validation").take(np.arange(4))
+    requests = serving.prefix_requests(invoices, catalogue)
+    assert len(requests) == invoices.n_steps
+    first = invoices.items[invoices.indptr[0] : invoices.indptr[1]] - 1
+    assert [r["basket"] for r in requests[: len(first)]] == [
+        catalogue.stock_codes[first[:t]].tolist() for t in range(len(first))
+    ]
+    for g, customer in enumerate(invoices.customers):
+        request = requests[invoices.indptr[g]]
+        assert request["customer"] == (None if customer == 0 else catalogue.customer_ids[customer - 1])
+    predicted = user.next_items(invoices, 5) - 1
+    for request, expected in zip(requests, predicted, strict=True):
+        who = None if request["customer"] is None else memory.customer_index[request["customer"]]
+        served = memory.after_basket(who, [memory.item_index[c] for c in request["basket"]], 5)
+        np.testing.assert_array_equal(served, expected[expected >= 0])
 
 
 def test_after_basket_is_the_next_item_contract(trained):
@@ -112,6 +123,24 @@ def test_indexes_find_the_exact_top_k():
     one = serving.index_recall(ivf(queries, probes=1), exact)
     more = serving.index_recall(ivf(queries, probes=4), exact)
     assert 0.2 < one < more < 1.0 or (one < 1.0 and more == 1.0)
+
+
+def test_compare_indexes_and_fewest_probes():
+    items = _clustered(n=3000)
+    queries = items[::50] + 0.01
+    table = serving.compare_indexes({"small": items}, queries, {"small": [1, 55]}, single=20, batched=64)
+    assert table.index.names == ["catalogue", "index", "batch"]
+    indexes = ["keras-rs brute force", "faiss flat (exact)", "faiss IVF, 1 probes", "faiss IVF, 55 probes"]
+    assert table.loc["small"].index.get_level_values("index").unique().tolist() == indexes
+    assert set(table.loc["small"].index.get_level_values("batch")) == {1, 64}
+    recall = table["recall@10"]
+    assert recall[("small", "keras-rs brute force", 1)] == recall[("small", "faiss flat (exact)", 1)] == 1.0
+    assert recall[("small", "faiss IVF, 55 probes", 1)] == 1.0  # every cell visited: exact
+    assert {"build seconds", "p50_ms", "p95_ms", "queries_per_second"} <= set(table.columns)
+    assert serving.fewest_probes(table, "small", [1, 55]) in (1, 55)
+    assert serving.fewest_probes(table, "small", [1, 55], target=1.0) == (
+        1 if recall[("small", "faiss IVF, 1 probes", 1)] == 1.0 else 55
+    )
 
 
 def test_time_queries_reports_latency_and_throughput():

@@ -10,10 +10,10 @@ SMALL = {"embedding_dim": 8, "hidden": 8, "num_steps": 8, "stride": 4, "epochs":
 
 
 def test_a_saved_lstm_loads_into_the_same_model_and_recommends_the_same(split, tmp_path):
-    trained = lstm.LSTMRecommender(**SMALL, **QUIET).fit(split)
+    trained = lstm.lstm_recommender(**SMALL, **QUIET).fit(split)
     path = store.save(trained, split, tmp_path)
     assert path.exists() and not list(tmp_path.glob("*.part")), "written whole, then renamed"
-    again = lstm.LSTMRecommender(**SMALL, progress=True)  # progress is not part of the key
+    again = lstm.lstm_recommender(**SMALL, progress=True)  # progress is not part of the key
     assert store.load(again, split, tmp_path)
     invoices = invoices_of(split, "validation")
     np.testing.assert_array_equal(again.next_items(invoices), trained.next_items(invoices))
@@ -22,11 +22,11 @@ def test_a_saved_lstm_loads_into_the_same_model_and_recommends_the_same(split, t
 
 
 def test_another_parameter_or_split_is_another_model(split, tmp_path):
-    store.save(lstm.LSTMRecommender(**SMALL, **QUIET).fit(split), split, tmp_path)
-    assert not store.load(lstm.LSTMRecommender(**SMALL | {"hidden": 16}, **QUIET), split, tmp_path)
-    assert not store.load(lstm.LSTMRecommender(**SMALL, seed=7, **QUIET), split, tmp_path)
+    store.save(lstm.lstm_recommender(**SMALL, **QUIET).fit(split), split, tmp_path)
+    assert not store.load(lstm.lstm_recommender(**SMALL | {"hidden": 16}, **QUIET), split, tmp_path)
+    assert not store.load(lstm.lstm_recommender(**SMALL, seed=7, **QUIET), split, tmp_path)
     fewer = type(split)(**vars(split) | {"validation": split.validation.iloc[1:]})
-    assert store.key(lstm.LSTMRecommender(**SMALL), fewer) != store.key(lstm.LSTMRecommender(**SMALL), split)
+    assert store.key(lstm.lstm_recommender(**SMALL), fewer) != store.key(lstm.lstm_recommender(**SMALL), split)
 
 
 def test_fit_or_load_trains_once(split, tmp_path):

@@ -8,6 +8,7 @@ import math
 import numbers
 import time
 
+import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 from IPython.display import Markdown, display
@@ -112,3 +113,26 @@ def flop_table(results: dict) -> pd.DataFrame:
                 "system CPU s": cpu.get("system", np.nan),
             })
     return pd.DataFrame(rows).set_index("stage") if rows else pd.DataFrame()
+
+
+def interval_plot(
+    numbers: pd.DataFrame, title: str, xlabel: str, reference: float | None = None, label: str = ""
+) -> None:
+    """Each model's value with its 95% interval as a horizontal error bar, best on top.
+
+    ``numbers`` has ``value``, ``low`` and ``high`` columns, one row per model, best first.
+    """
+    data = numbers.iloc[::-1]
+    fig, ax = plt.subplots(figsize=(7, 0.35 * len(data) + 1.2))
+    errors = [data["value"] - data["low"], data["high"] - data["value"]]
+    ax.errorbar(data["value"], data.index, xerr=errors, fmt="o", capsize=3, color="tab:blue")
+    if reference is not None:
+        ax.axvline(reference, color="tab:red", linestyle="--", linewidth=1, label=label)
+        ax.legend(loc="lower right")
+    ax.set(title=title, xlabel=xlabel, ylabel="model")
+    fig.tight_layout()
+
+
+def words(name: str) -> str:
+    """A metric's name as a table header: ``top_10_accuracy`` -> ``top-10 accuracy``."""
+    return name.replace("top_", "top-").replace("_", " ")

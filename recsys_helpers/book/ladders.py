@@ -11,8 +11,9 @@ that the table a chapter shows ends at the number it glues.
 Rungs that train for minutes are too expensive for ``make full``; this module runs them and
 writes ``benchmarks/results/ladder_<name>.json``, which the chapters display (``table``, ``plot``).
 
-The self-attention chapter has no source configuration: its path (``SASREC_PATH``) starts from a
-plain version and measures both protocols at every rung (``run_sasrec``).
+The self-attention chapter has no source configuration: its ladder (``SASREC_LADDER``) starts
+from a plain version and measures both protocols at every rung, its bonuses tuned on validation
+(the ``score`` hook), and then the chapter's model without the history (``after``).
 
 Usage: ``python -m recsys_helpers.book.ladders [sgd_mf bpr item_lstm user_lstm sasrec]``.
 """
@@ -22,6 +23,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -32,7 +34,7 @@ import pandas as pd
 from ..datasets.retail import Split, load_split
 from ..evaluation.basket import BasketProtocol
 from ..evaluation.next_item import NextItemProtocol
-from ..models import attention, lstm, mf
+from ..models import attention, lstm, lstm_prediction, mf
 from ..settings import configure_tensorflow, get_settings
 from .execute import ROOT, cpu_model
 
@@ -58,19 +60,25 @@ class Rung:
 class Ladder:
     """The rungs from ``source`` (the source chapter's configuration) to ``final``.
 
-    ``rungs`` are run by this module, ``chapter`` by the chapter itself (its final model);
-    ``published`` is the number the source chapter reports for its configuration.
+    ``model(**params)`` builds a rung's model; ``rungs`` are run by this module, ``chapter`` by the
+    chapter itself (its final model), ``after`` by this module again, each a side rung off the
+    chapter's model; ``published`` is the number the source chapter reports. Hooks: ``score(rung,
+    model, split, protocol, history)`` gives a trained rung's measured fields (default: ``value``,
+    by ``measure``), ``columns(row)`` the table's metric columns, the first of which has its gain.
     """
 
     name: str
-    model: type
+    model: Callable
     metric: str
     source: dict
     final: dict
-    published: float
+    published: float | None
     rungs: tuple[Rung, ...]
     chapter: tuple[Rung, ...]
     base: dict = field(default_factory=dict)
+    after: tuple[Rung, ...] = ()
+    score: Callable | None = None
+    columns: Callable = lambda row: {"validation": row["value"]}
 
     def path(self) -> list[tuple[Rung, dict]]:
         """Every rung with the full parameters it trains with (side rungs branch off)."""
@@ -85,6 +93,10 @@ class Ladder:
     def end(self) -> dict:
         """The parameters at the end of the path taken (the chapter's final model)."""
         return self.path()[-1][1]
+
+    def runs(self) -> list[tuple[Rung, dict]]:
+        """What this module trains and measures: ``rungs``, then ``after`` (off the final model)."""
+        return [*self.path()[: len(self.rungs)], *((rung, self.end() | rung.params) for rung in self.after)]
 
 
 #: The source's windows (five steps at every position), one epoch each: the source's budget.
@@ -109,8 +121,8 @@ OUR_WINDOWS = Rung(
 )
 SMALL_NETWORK = {"layers": 1, "hidden": 128, "embedding_dim": 64, "dropout": 0.2, "init": "keras"}
 REMOVAL = Rung("remove items already in the invoice", {"drop_bought": True}, "model")
-#: From the chapters' models of the previous round to this round's: the same network, trained
-#: with less work per epoch (benchmarks appendix), and the epochs that buys.
+#: From a model trained at every position to the chapter's: the same network, trained with less
+#: work per epoch (the cost appendix), and the epochs that buys.
 ITEM_FASTER = (
     Rung("the output layer only at each purchase's first prediction", {"targets": "fresh"}, "model"),
     Rung("a sampled softmax: 512 items per batch, not the catalogue", {"negatives": 512}, "model"),
@@ -199,7 +211,7 @@ LADDERS = {
     ),
     "item_lstm": Ladder(
         name="item_lstm",
-        model=lstm.LSTMRecommender,
+        model=lstm.lstm_recommender,
         metric="accuracy",
         source=lstm.ITEM_LSTM_SOURCE,
         final=lstm.ITEM_LSTM,
@@ -219,7 +231,7 @@ LADDERS = {
     ),
     "user_lstm": Ladder(
         name="user_lstm",
-        model=lstm.LSTMRecommender,
+        model=lstm.lstm_recommender,
         metric="accuracy",
         base={"customers": True},
         source=lstm.USER_LSTM_SOURCE,
@@ -255,14 +267,14 @@ def measure(ladder: Ladder, rung: Rung, model, split: Split, protocol, history: 
         return float(max(history) if rung.evaluation == "best" else history[-1])
     invoices = protocol.invoices
     if rung.evaluation == "source":
-        recs = lstm.predict_from_previous_only(model.model, invoices, allow_start=True)
+        recs = lstm_prediction.predict_from_previous_only(model.model, invoices, allow_start=True)
     elif rung.evaluation == "prefix_with_start":
-        recs = lstm.predict_next_items(model.model, invoices, allow_start=True)
+        recs = lstm_prediction.predict_next_items(model.model, invoices, allow_start=True)
     elif rung.evaluation == "prefix":
-        recs = lstm.predict_next_items(model.model, invoices)
+        recs = lstm_prediction.predict_next_items(model.model, invoices)
     elif rung.evaluation == "prefix_history":  # the network reads the customer's history
         protocol = NextItemProtocol.from_split(split, "validation", history=model.history)
-        recs = lstm.predict_next_items(model.model, protocol.invoices)
+        recs = lstm_prediction.predict_next_items(model.model, protocol.invoices)
     elif rung.evaluation == "model":
         recs = model.next_items(invoices)
     else:
@@ -275,12 +287,13 @@ def _reusable(ladder: Ladder, previous: dict | None, overrides: dict) -> int:
     if not previous or previous.get("seed") != get_settings().seed or previous.get("mode") != get_settings().mode:
         return 0
     count = 0
-    for (rung, params), row in zip(ladder.path()[: len(ladder.rungs)], previous["rungs"], strict=False):
+    runs = ladder.runs()
+    for (rung, params), row in zip(runs, previous["rungs"], strict=False):
         if row["change"] != rung.change or row["params"] != json.loads(json.dumps(params | overrides, default=_plain)):
             break
         count += 1
     # a rung that only re-evaluates needs the model of the rung before it: reuse whole groups
-    while count < len(ladder.rungs) and count and not retrains(ladder.rungs[count]):
+    while count < len(runs) and count and not retrains(runs[count][0]):
         count -= 1
     return count
 
@@ -302,7 +315,7 @@ def run(
     reused = _reusable(ladder, previous, overrides)
     rows, model, history = [dict(row) for row in previous["rungs"][:reused]] if reused else [], None, None
     main_model = main_history = None
-    for index, (rung, params) in enumerate(ladder.path()[: len(ladder.rungs)]):
+    for index, (rung, params) in enumerate(ladder.runs()):
         if index < reused:
             continue
         params = params | overrides
@@ -319,15 +332,18 @@ def run(
                 return {}
 
             model.fit(split, callback=on_epoch if basket else None)
-        value = measure(ladder, rung, model, split, protocol, history)
+        if ladder.score is None:
+            scores = {"value": measure(ladder, rung, model, split, protocol, history)}
+        else:
+            scores = ladder.score(rung, model, split, protocol, history)
         rows.append({
             "rung": index, "change": rung.change, "side": rung.side, "trained": trained,
-            "epochs": params.get("epochs"), "value": value,
+            "epochs": params.get("epochs"), **scores,
             "fit_seconds": model.fit_seconds_ if trained else None,
             "history": list(history) if basket and trained else None,
             "params": params,
         })
-        print(f"{ladder.name} {index}: {rung.change}: {value:.4f}", flush=True)
+        print(f"{ladder.name} {index}: {rung.change}: {scores}", flush=True)
         if rung.side:  # the next rung starts from the last rung taken
             model, history = main_model, main_history
         else:
@@ -407,27 +423,7 @@ SASREC_INVOICE_ONLY = Rung(
 )
 
 
-def sasrec_path() -> list[tuple[Rung, dict]]:
-    """Every rung of ``SASREC_PATH`` and then ``SASREC_CHAPTER`` with the full parameters it
-    trains with (side rungs branch off)."""
-    params, out = dict(attention.SASREC), []
-    params |= SASREC_PATH[0].params
-    for rung in (*SASREC_PATH, SASREC_CHAPTER):
-        current = params | rung.params
-        out.append((rung, current))
-        if not rung.side:
-            params = current
-    return out
-
-
-def sasrec_runs() -> list[tuple[Rung, dict]]:
-    """What ``make ladders`` trains for SASRec: the rungs of ``SASREC_PATH``, then the chapter's
-    model without the history (``SASREC_INVOICE_ONLY``), which chapter 8 reads."""
-    path = sasrec_path()
-    return [*path[: len(SASREC_PATH)], (SASREC_INVOICE_ONLY, path[-1][1] | SASREC_INVOICE_ONLY.params)]
-
-
-def sasrec_scores(model, split: Split) -> dict:
+def sasrec_scores(rung: Rung, model, split: Split, protocol=None, history=None) -> dict:
     """Validation next-item accuracy and basket precision of a fitted ``SASRec``, with its
     bonuses at their best weights on validation (``attention.tune_bonuses``), and every recorded
     metric of both protocols at those weights (``metrics``)."""
@@ -442,53 +438,29 @@ def sasrec_scores(model, split: Split) -> dict:
     }
 
 
-def run_sasrec(
-    split: Split, overrides: dict | None = None, progress: bool = True, previous: dict | None = None
-) -> dict:
-    """Train and measure every rung of ``sasrec_runs`` (``overrides``, for tests, update each);
-    a rung that ``previous`` (an earlier result, same seed and mode) ran with the same change and
-    parameters is taken from it, not trained again."""
-    configure_tensorflow()
-    settings = get_settings()
-    same_run = bool(previous) and previous.get("seed") == settings.seed and previous.get("mode") == settings.mode
-    earlier = {row["change"]: row for row in previous["rungs"]} if same_run else {}
-    rows = []
-    for index, (rung, params) in enumerate(sasrec_runs()):
-        params = params | (overrides or {})
-        old = earlier.get(rung.change)
-        if old is not None and old["params"] == json.loads(json.dumps(params, default=_plain)):
-            rows.append(old | {"rung": index})
-            continue
-        model = attention.SASRec(**params, progress=progress).fit(split)
-        scores = sasrec_scores(model, split)
-        rows.append({"rung": index, "change": rung.change, "side": rung.side, "epochs": params["epochs"],
-                     **scores, "fit_seconds": model.fit_seconds_, "params": params})
-        print(f"sasrec {index}: {rung.change}: {scores}", flush=True)
-    settings = get_settings()
-    return {"ladder": "sasrec", "metric": "accuracy and precision", "mode": settings.mode,
-            "seed": settings.seed, "cpu": cpu_model(), "rungs": rows}
+def _sasrec_columns(row: dict) -> dict:
+    bonuses = f"{row['boost']:g}, {row['basket_boost']:g}, {row['trend_boost']:g}"
+    return {"next-item accuracy": row["accuracy"], "basket precision": row["precision"],
+            "bonus (next, basket, trend)": bonuses}
 
 
-def _bonuses(row: dict) -> str:
-    return f"{row['boost']:g}, {row['basket_boost']:g}, {row['trend_boost']:g}"
-
-
-def sasrec_table(result: dict, chapter: dict | None = None) -> pd.DataFrame:
-    """The self-attention path as a table (``chapter``: the chapter model's scores, last)."""
-    rows = [
-        {"change": r["change"], "epochs": r["epochs"], "next-item accuracy": r["accuracy"],
-         "basket precision": r["precision"], "bonus (next, basket, trend)": _bonuses(r),
-         "taken": not r["side"], "fit seconds": r["fit_seconds"], "run by": "make ladders"}
-        for r in result["rungs"]
-    ]
-    if chapter is not None:
-        rows.append({"change": SASREC_CHAPTER.change, "epochs": chapter["epochs"],
-                     "next-item accuracy": chapter["accuracy"], "basket precision": chapter["precision"],
-                     "bonus (next, basket, trend)": _bonuses(chapter),
-                     "taken": True, "fit seconds": chapter["fit_seconds"], "run by": "this chapter"})
-    out = pd.DataFrame(rows)
-    out.index.name = "rung"
-    return out
+#: The self-attention chapter's ladder: from the plain model to the chapter's, then the
+#: chapter's model without the history (``after``: the next chapter reads it).
+SASREC_LADDER = Ladder(
+    name="sasrec",
+    model=attention.SASRec.from_params,
+    metric="accuracy and precision",
+    source=attention.SASREC | SASREC_PATH[0].params,
+    final=attention.SASREC,
+    published=None,
+    rungs=SASREC_PATH,
+    chapter=(SASREC_CHAPTER,),
+    after=(SASREC_INVOICE_ONLY,),
+    score=sasrec_scores,
+    columns=_sasrec_columns,
+)
+#: Every ladder by name: those from a source (``LADDERS``) and the self-attention one.
+EVERY_LADDER = {**LADDERS, "sasrec": SASREC_LADDER}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -496,18 +468,18 @@ def sasrec_table(result: dict, chapter: dict | None = None) -> pd.DataFrame:
 
 
 def table(
-    result: dict, chapter_values: dict[str, float] | None = None, chapter_seconds: float | None = None
+    result: dict, chapter_values: dict | None = None, chapter_seconds: float | None = None
 ) -> pd.DataFrame:
-    """The ladder as a table: one row per rung, the chapter's own rungs (``{change: value}``) last.
+    """The ladder as a table: one row per rung, the chapter's own rungs (``{change: value}``, or
+    ``{change: row}`` with the fields ``columns`` reads) last.
 
-    Columns: ``change``, ``epochs``, ``validation`` (the ladder's metric), ``gain`` (over the last
-    rung taken before it), ``taken``, ``fit seconds`` (training time of a trained rung; the
-    chapter's ``chapter_seconds`` on its first rung) and ``run by`` (``make ladders`` or ``this
-    chapter``).
+    Columns: ``change``, ``epochs``, the ladder's metric columns (``validation``), ``gain`` (of
+    the first, over the last rung taken before it), ``taken``, ``fit seconds`` (training time of a
+    trained rung; the chapter's ``chapter_seconds`` on its first rung) and ``run by``.
     """
-    ladder = LADDERS[result["ladder"]]
+    ladder = EVERY_LADDER[result["ladder"]]
     rows = [
-        {"change": r["change"], "epochs": r["epochs"], "validation": r["value"], "taken": not r["side"],
+        {"change": r["change"], "epochs": r["epochs"], **ladder.columns(r), "taken": not r["side"],
          "fit seconds": r["fit_seconds"], "run by": "make ladders"}
         for r in result["rungs"]
     ]
@@ -515,18 +487,20 @@ def table(
     for (rung, params), (change, value) in zip(own, (chapter_values or {}).items(), strict=True):
         if rung.change != change:
             raise ValueError(f"chapter rung {change!r} is not {rung.change!r}")
-        first = rung is own[0][0]
-        rows.append({"change": change, "epochs": params.get("epochs"), "validation": value, "taken": True,
-                     "fit seconds": chapter_seconds if first else None, "run by": "this chapter"})
+        row = value if isinstance(value, dict) else {"value": value}
+        seconds = row.get("fit_seconds", chapter_seconds if rung is own[0][0] else None)
+        rows.append({"change": change, "epochs": row.get("epochs", params.get("epochs")),
+                     **ladder.columns(row), "taken": True, "fit seconds": seconds, "run by": "this chapter"})
     out = pd.DataFrame(rows)
+    metrics = list(ladder.columns(result["rungs"][0]))
     last, gains = np.nan, []
-    for taken, value in zip(out["taken"], out["validation"], strict=True):
+    for taken, value in zip(out["taken"], out[metrics[0]], strict=True):
         gains.append(value - last)
         if taken:
             last = value
     out["gain"] = gains
     out.index.name = "rung"
-    return out[["change", "epochs", "validation", "gain", "taken", "fit seconds", "run by"]]
+    return out[["change", "epochs", *metrics, "gain", "taken", "fit seconds", "run by"]]
 
 
 def styled(steps: pd.DataFrame):
@@ -567,16 +541,14 @@ def main(args: list[str]) -> None:
         while args and args[0].isdigit():
             seeds.append(int(args.pop(0)))
     split = load_split()
-    for name in args or [*LADDERS, "sasrec"]:
+    for name in args or list(EVERY_LADDER):
         start = time.perf_counter()
         previous = read(name) if (RESULTS / f"ladder_{name}.json").exists() else None
-        if name == "sasrec":
-            result = run_sasrec(split, previous=previous)
-        elif seeds:
+        if seeds:
             result = read(name)
             result["source_seeds"] = {str(k): v for k, v in source_spread(LADDERS[name], split, seeds).items()}
         else:
-            result = run(LADDERS[name], split, previous=previous)
+            result = run(EVERY_LADDER[name], split, previous=previous)
             if previous and "source_seeds" in previous and _reusable(LADDERS[name], previous, {}):
                 result["source_seeds"] = previous["source_seeds"]  # rung 0 was not trained again
         path = write(result)

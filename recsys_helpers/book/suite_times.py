@@ -7,7 +7,7 @@ in subset mode) and then prints their summary with this module::
 
 ``--save`` keeps the summary as JSON, with the machine it ran on (CPU model, cores, the oneDNN
 instruction-set cap ``ONEDNN_MAX_CPU_ISA`` if set, the test processes and threads), for the
-benchmarks appendix (``benchmarks/results/make_test_*.json``).
+maintainers' records in ``benchmarks/README.md``.
 
 A session's wall time is the ``time`` of its ``testsuite`` element; a group's time is the sum of
 its test cases' times (setup, call and teardown), so with several test processes the groups add

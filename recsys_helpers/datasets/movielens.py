@@ -384,7 +384,7 @@ def temporal_split(
 def random_split(
     ratings, movies, test_fraction=0.2, val_fraction=0.1, seed=None, subset=False
 ) -> RatingSplit:
-    """The seeds' split: a random ``test_fraction`` of all ratings is test, whatever their time;
+    """The articles' split: a random ``test_fraction`` of all ratings is test, whatever their time;
     a random ``val_fraction`` of the rest is validation (``seed``: the settings' seed if None)."""
     ratings = ratings.reset_index(drop=True)
     rng = np.random.default_rng(get_settings().seed if seed is None else seed)
@@ -418,3 +418,22 @@ def _load(settings: Settings, kind: str) -> RatingSplit:
 def load_ratings(kind: str = "temporal", settings: Settings | None = None) -> RatingSplit:
     """MovieLens latest-small split ``kind`` ('temporal' or 'random'); a user sample in subset mode."""
     return _load(settings or get_settings(), kind)
+
+
+def split_facts(split: RatingSplit) -> pd.Series:
+    """The sizes of a split's parts, and what its test part asks of a model trained on the rest:
+    the share (%) of test ratings older than the same user's latest training rating, the share
+    (%) of test ratings of films nobody rated in training, and the test's mean rating."""
+    history, test = split.train_full, split.test
+    last_train = history.groupby("user")["timestamp"].max()
+    older = test["timestamp"].to_numpy() < last_train.reindex(test["user"]).to_numpy()
+    return pd.Series(
+        {
+            "train": len(split.train),
+            "validation": len(split.validation),
+            "test": len(test),
+            "test ratings older than the user's latest training rating (%)": 100 * older.mean(),
+            "test ratings of films unseen in training (%)": 100 * (~test["movie"].isin(history["movie"])).mean(),
+            "test mean rating": test["rating"].mean(),
+        }
+    )

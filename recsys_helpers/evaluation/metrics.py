@@ -10,6 +10,7 @@ items per row, best first. Every function has a plain-Python twin in ``tests/tes
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 from numba import njit
 
 
@@ -30,6 +31,23 @@ def precision(indptr, true_items, predicted):
                     tp += 1
                     break
     return tp / (n * m)
+
+
+@njit(cache=True)
+def position_hits(indptr, true_items, predicted):
+    """How many purchased rows of each group match each recommendation: an ``(n, k)`` count.
+
+    Its row sums over ``k`` are the groups' hits of ``precision`` (duplicates counted as there).
+    """
+    n, m = predicted.shape
+    out = np.zeros((n, m), dtype=np.int64)
+    for i in range(n):
+        for item in true_items[indptr[i] : indptr[i + 1]]:
+            for j in range(m):
+                if item == predicted[i, j]:
+                    out[i, j] += 1
+                    break
+    return out
 
 
 @njit(cache=True)
@@ -88,6 +106,17 @@ def _check(indptr, true_items, predicted):
     if indptr[-1] != len(true_items):
         raise ValueError("indptr does not cover true_items")
     return indptr, true_items, predicted
+
+
+RANKING = ("precision", "recall", "ndcg", "mrr")
+
+
+def ranking_units(indptr, true_items, predicted, k: int = 5) -> pd.DataFrame:
+    """Each group's ``precision/recall/ndcg/mrr_at_k`` (one row per group; their means are
+    ``ranking_metrics``)."""
+    indptr, true_items, predicted = _check(indptr, true_items, predicted)
+    values = _per_group(indptr, true_items, predicted, k) if len(predicted) else np.zeros((0, 4))
+    return pd.DataFrame(values, columns=[f"{name}_at_{k}" for name in RANKING])
 
 
 def ranking_metrics(indptr, true_items, predicted, k: int = 5) -> dict[str, float]:

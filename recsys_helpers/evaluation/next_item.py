@@ -10,10 +10,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 
 from ..datasets.retail import Split
 from ..interactions import Invoices, invoices_of
 from . import metrics
+from .scores import Scores, clusters_of
 
 
 @dataclass(frozen=True)
@@ -40,14 +42,27 @@ class NextItemProtocol:
     def n_steps(self) -> int:
         return self.invoices.n_steps
 
-    def score(self, recommendations: np.ndarray) -> dict[str, float]:
+    @property
+    def clusters(self) -> np.ndarray:
+        """Each step's cluster: its invoice's customer, or the invoice alone when anonymous."""
+        invoices = self.invoices
+        return np.repeat(clusters_of(invoices.customers, unknown=0), invoices.lengths)
+
+    def score(self, recommendations: np.ndarray) -> Scores:
+        """Top-k ``accuracy`` and ``precision/recall/ndcg/mrr_at_k``, with every step's score."""
         recommendations = np.asarray(recommendations)
         truth = self.invoices.items
-        result = {"accuracy": float(metrics.accuracy_k(truth, recommendations))}
-        result.update(
-            metrics.ranking_metrics(np.arange(len(truth) + 1), truth, recommendations, self.k)
+        hit = (recommendations == np.asarray(truth)[:, None]).any(axis=1)
+        units = pd.concat(
+            [
+                pd.DataFrame({"accuracy": hit.astype("float64")}),
+                metrics.ranking_units(np.arange(len(truth) + 1), truth, recommendations, self.k),
+            ],
+            axis=1,
         )
-        return result
+        means = {"accuracy": float(metrics.accuracy_k(truth, recommendations))}
+        means.update({c: float(units[c].mean()) for c in units.columns if c != "accuracy"})
+        return Scores(means, units, self.clusters, "next_item")
 
-    def evaluate(self, model) -> dict[str, float]:
+    def evaluate(self, model) -> Scores:
         return self.score(model.next_items(self.invoices, self.k))

@@ -1,8 +1,8 @@
 """The ratings protocol (MovieLens): stars predicted for held-out ratings, and top-5 per user.
 
 ``rating_metrics`` gives MAE and RMSE; ``RankingTask`` ranks, for every test user, the movies they
-had not rated and scores the top five against the movies they then liked; ``seed_agreement`` is
-seed 003's per-user view. The models' side (``fit(frame)``, ``predict(frame)``, and
+had not rated and scores the top five against the movies they then liked; ``article_agreement`` is
+the hybrid-network article's per-user view. The models' side (``fit(frame)``, ``predict(frame)``, and
 ``score_users(users, context)`` for ranking) is written down in ``models.base.RatingModel``.
 """
 
@@ -15,6 +15,7 @@ import pandas as pd
 
 from ..datasets.movielens import CONTEXT, MAX_RATING, MIN_RATING
 from . import metrics
+from .scores import Scores
 
 
 def rating_metrics(y_true, y_pred) -> dict[str, float]:
@@ -84,12 +85,12 @@ class RankingTask:
         return metrics.ranking_metrics(self.indptr, self.relevant, self.recommend(model, k), k)
 
 
-def seed_agreement(frame: pd.DataFrame, predictions, k: int = 5) -> dict[str, float]:
-    """Seed 003's per-user view, averaged over users: order each user's own test movies by the
+def article_agreement(frame: pd.DataFrame, predictions, k: int = 5) -> dict[str, float]:
+    """The hybrid-network article's per-user view, averaged over users: order each user's own test movies by the
     true and by the predicted rating and compare the two top-``k`` lists.
 
     ``accuracy`` is sklearn's ``accuracy_score`` of the two lists (same movie at the same
-    position); ``mrr`` is the seed's mean over the true top-k of 1 / (rank in the predicted top-k)
+    position); ``mrr`` is the article's mean over the true top-k of 1 / (rank in the predicted top-k)
     (0 if absent). Ties in the true ratings are broken by movie code, which makes both noisy.
     """
     df = pd.DataFrame(
@@ -112,11 +113,19 @@ def seed_agreement(frame: pd.DataFrame, predictions, k: int = 5) -> dict[str, fl
     return {"accuracy": float(np.mean(acc)), "mrr": float(np.mean(mrr))}
 
 
-def evaluate(
-    model, frame: pd.DataFrame, task: RankingTask | None = None, k: int = 5
-) -> dict[str, float]:
-    """MAE/RMSE of ``model`` on ``frame`` and, given a ``task``, its top-``k`` ranking metrics."""
-    out = rating_metrics(frame["rating"], model.predict(frame)) if hasattr(model, "predict") else {}
+def rating_scores(frame: pd.DataFrame, y_pred) -> Scores:
+    """``rating_metrics`` of predictions for ``frame``'s ratings, with each rating's absolute
+    and squared error (the units) and its user (the cluster)."""
+    y_true = frame["rating"].to_numpy(dtype="float64")
+    err = np.clip(np.asarray(y_pred, dtype="float64"), MIN_RATING, MAX_RATING) - y_true
+    units = pd.DataFrame({"error": err, "absolute_error": np.abs(err), "squared_error": err**2})
+    return Scores(rating_metrics(y_true, y_pred), units, frame["user"].to_numpy(), "ratings")
+
+
+def evaluate(model, frame: pd.DataFrame, task: RankingTask | None = None, k: int = 5) -> dict[str, float]:
+    """MAE/RMSE of ``model`` on ``frame`` (a ``Scores``, with each rating's errors) and, given a
+    ``task``, its top-``k`` ranking metrics."""
+    out = rating_scores(frame, model.predict(frame)) if hasattr(model, "predict") else {}
     if task is not None:
         out.update(task.evaluate(model, k))
     return out

@@ -11,6 +11,7 @@ import pandas as pd
 from scipy import sparse
 
 from .metrics import top_k
+from .scores import Scores
 
 
 def true_item_ranks(scores: np.ndarray, true_items: np.ndarray) -> np.ndarray:
@@ -48,13 +49,14 @@ def _masked_scores(model, chunk: np.ndarray, exclude: sparse.csr_matrix | None) 
     return scores
 
 
-def factorized_top_k(model, customers, items, ks=(1, 5, 10, 50, 100), exclude=None) -> dict[str, float]:
+def factorized_top_k(model, customers, items, ks=(1, 5, 10, 50, 100), exclude=None) -> Scores:
     """TFRS-style "factorized top-k": share of (customer, item) pairs whose item ranks in the top k.
 
     Every item of the catalogue is a candidate (brute force), as in the retrieval metrics of
     TensorFlow Recommenders; with ``exclude`` (a ``seen_matrix``, e.g. of the training pairs)
     those items are not candidates for that customer. ``model`` has ``scores(customers)`` and
-    ``score_batch`` (any ``models.base.ScoreRecommender``).
+    ``score_batch`` (any ``models.base.ScoreRecommender``). Each pair is a unit, its customer
+    the cluster.
     """
     customers = np.asarray(customers)
     items = np.asarray(items)
@@ -65,7 +67,8 @@ def factorized_top_k(model, customers, items, ks=(1, 5, 10, 50, 100), exclude=No
         rows = np.flatnonzero((back >= start) & (back < start + len(chunk)))
         scores = _masked_scores(model, chunk, exclude)
         ranks[rows] = _ranks_by_row(scores, back[rows] - start, items[rows])
-    return {f"top_{k}_accuracy": float((ranks < k).mean()) for k in ks}
+    units = pd.DataFrame({f"top_{k}_accuracy": (ranks < k).astype("float64") for k in ks})
+    return Scores(units.mean().to_dict(), units, customers, "retrieval")
 
 
 def retrieve(model, customers, k: int = 100, exclude=None) -> tuple[np.ndarray, np.ndarray]:

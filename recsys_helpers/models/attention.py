@@ -18,6 +18,8 @@ every position sees the whole recent history and the invoice so far, and nothing
 
 from __future__ import annotations
 
+from dataclasses import asdict, dataclass, fields
+
 import keras
 import numpy as np
 import pandas as pd
@@ -37,7 +39,7 @@ from ..interactions import (
     step_windows,
 )
 from .base import KerasTrainer, bucketed_batches
-from .lstm import next_item_loss, sampled_softmax_loss
+from .losses import next_item_loss, sampled_softmax_loss
 
 #: The model chapter 8 chooses on validation (``book.ladders.SASREC_PATH`` measures each change):
 #: two pre-norm blocks of 64 with two heads over a 64-token context read every 32 tokens,
@@ -47,6 +49,19 @@ SASREC = {
     "context": 64, "stride": 32, "dim": 64, "heads": 2, "blocks": 2, "dropout": 0.1,
     "batch_size": 16, "learning_rate": 5e-3, "epochs": 8, "basket_weight": 0.0,
 }
+
+
+@dataclass(frozen=True)
+class Bonuses:
+    """What ``SASRec`` adds to its logits at prediction, tuned on validation after training
+    (``tune_bonuses``): ``weight * log(1 + count)`` of the customer's purchases (``boost``: next
+    item, ``basket_boost``: basket) and of the item's lines in the last ``trend_days`` of training
+    (``trend_boost``, basket)."""
+
+    boost: float = 0.0
+    basket_boost: float = 0.0
+    trend_boost: float = 0.0
+    trend_days: int = 30
 
 
 # ---------------------------------------------------------------------------------------------
@@ -181,7 +196,7 @@ class SASRec(KerasTrainer):
     training)`` to the logits of each protocol, ``trend_boost`` adds ``weight * log(1 + lines of
     the item in the last trend_days of training)`` to the basket logits (what sells now; tuned on
     validation, all three can be changed after training). ``negatives > 0`` replaces the full
-    softmax of the next-item loss by ``lstm.sampled_softmax_loss`` over that many items per
+    softmax of the next-item loss by ``losses.sampled_softmax_loss`` over that many items per
     batch (frequencies to the power ``sample_power``). ``history=False`` is the ablation: every
     invoice alone, as the LSTMs see it. The defaults are the chapter's model (``SASREC``).
     """
@@ -198,10 +213,7 @@ class SASRec(KerasTrainer):
         dropout: float = 0.1,
         basket_weight: float = 0.0,
         history: bool = True,
-        boost: float = 0.0,
-        basket_boost: float = 0.0,
-        trend_boost: float = 0.0,
-        trend_days: int = 30,
+        bonuses: Bonuses = Bonuses(),
         final_fraction: float = 0.1,
         negatives: int = 0,
         sample_power: float = 0.75,
@@ -212,10 +224,16 @@ class SASRec(KerasTrainer):
         self.context, self.stride, self.dim = context, stride, dim
         self.heads, self.blocks, self.dropout = heads, blocks, dropout
         self.basket_weight, self.history = basket_weight, history
-        self.boost, self.basket_boost = boost, basket_boost
-        self.trend_boost, self.trend_days = trend_boost, trend_days
+        vars(self).update(asdict(bonuses))  # attributes: tuned after training
         self.final_fraction, self.eval_batch = final_fraction, eval_batch
         self.negatives, self.sample_power = negatives, sample_power
+
+    @classmethod
+    def from_params(cls, **params) -> SASRec:
+        """The model a flat configuration describes (``SASREC``, a ladder's rung)."""
+        names = [f.name for f in fields(Bonuses)]
+        bonuses = Bonuses(**{name: params.pop(name) for name in names if name in params})
+        return cls(bonuses=bonuses, **params)
 
     # -- training -------------------------------------------------------------------------
 
@@ -429,8 +447,7 @@ def both_protocols(next_scores: dict, basket_scores: dict) -> dict:
     ``mrr_at_5`` of the next item; ``precision``, ``recall_at_5`` and ``ndcg_at_5`` of the
     basket (both protocols compute an MRR and an nDCG: the next-item board shows the MRR, the
     basket board the nDCG)."""
-    return {
-        "accuracy": next_scores["accuracy"], "mrr_at_5": next_scores["mrr_at_5"],
-        "precision": basket_scores["precision"], "recall_at_5": basket_scores["recall_at_5"],
-        "ndcg_at_5": basket_scores["ndcg_at_5"],
+    basket = ("precision", "recall_at_5", "ndcg_at_5", "precision_repeat", "precision_explore", "repeat_share")
+    return {"accuracy": next_scores["accuracy"], "mrr_at_5": next_scores["mrr_at_5"]} | {
+        name: basket_scores[name] for name in basket
     }

@@ -1,4 +1,5 @@
-"""A graph encoder and an LSTM over each user's ratings, predicting the next rating (seed 004).
+"""A graph encoder and an LSTM over each user's ratings, predicting the next rating (after the
+graph-and-LSTM article, ``graphlstm_movielens`` in references.bib).
 
 The graph is the bipartite user-movie graph of the training ratings. A GraphSAGE-style layer
 (Hamilton et al., 2017) gives every user and every movie a vector from its own embedding and the
@@ -8,7 +9,7 @@ in opposite directions. An LSTM then reads each user's ratings in time order (th
 vector and the centred stars); its state after a user's ratings so far, the user's graph vector
 and the next movie's graph vector go through a small MLP that predicts the next rating, on top of
 ``mu + b_u + b_i``. Training minimises the squared error over the positions of padded windows
-that hold a rating (the masked MSE of the seed).
+that hold a rating (the article's masked MSE).
 
 The model follows the ratings contract (``base.RatingModel``): ``fit(frame) -> self`` (with an
 optional validation frame for early stopping), ``predict(frame)`` and ``score_users(users)``.

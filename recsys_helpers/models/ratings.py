@@ -4,10 +4,10 @@ Every model predicts a rating for (user, movie[, context]) pairs:
 
 * ``GlobalMean`` and ``BiasBaseline`` (``mu + b_u + b_i``, ridge-regularised, closed form);
 * ``ContentRatings``: the baseline plus a per-user ridge regression on the movie's features;
-* Keras models built by small functions: ``build_mf`` (seed 002's dot product, with or without
-  biases), ``build_cf`` (seed 003's normalised dot product), ``build_ncf`` (MF + MLP branches)
-  and ``build_hybrid_ratings`` (NCF + movie features + context), trained by ``KerasRatings`` on
-  the book's one training loop (``base.KerasTrainer``);
+* Keras models built by small functions: ``build_mf`` (the Keras MF post's dot product, with or
+  without biases), ``build_cf`` (the hybrid-network article's normalised dot product), ``build_ncf``
+  (MF + MLP branches) and ``build_hybrid_ratings`` (NCF + movie features + context), trained by
+  ``KerasRatings`` on the book's one training loop (``base.KerasTrainer``);
 * ``MoviePopularity``, which predicts no rating but ranks (a reference for the top five).
 
 All follow the ratings contract (``base.RatingModel``): ``fit(frame) -> self``,
@@ -112,8 +112,9 @@ class ContentRatings:
 
     ``w_u`` is a ridge regression of what the baseline leaves unexplained in the user's ratings on
     the rated movies' features (genres, old, year): "a user rates the features, not the movie".
-    Seed 003 multiplies the user's rating vector by the movie x feature matrix and normalises the
-    weights to sum to one, which ranks but does not predict a rating on the star scale.
+    The hybrid-network article multiplies the user's rating vector by the movie x feature matrix
+    and normalises the weights to sum to one, which ranks but does not predict a rating on the
+    star scale.
     """
 
     def __init__(
@@ -213,7 +214,7 @@ def _rating(out) -> keras.KerasTensor:
 
 
 def build_mf(n_users, n_movies, factors=3, biases=False, l2=0.0, mean=0.0, seed=None):
-    """Seed 002's MF: rating = ``p_u . q_i``; with ``biases`` ``mu + b_u + b_i + p_u . q_i``.
+    """The Keras MF post's model: ``p_u . q_i``; with ``biases`` ``mu + b_u + b_i + p_u . q_i``.
 
     ``l2`` penalises the squared norms of the rows looked up for each rating (not the whole
     matrices, which would push rarely rated movies to zero at every step); ``mean`` is the fixed
@@ -234,7 +235,7 @@ def build_mf(n_users, n_movies, factors=3, biases=False, l2=0.0, mean=0.0, seed=
 
 
 def build_cf(n_users, n_movies, factors=50, l2=0.0, mean=0.0, seed=None):
-    """Seed 003's CF: the cosine of the user and movie embeddings, then ``Dense(1)``.
+    """The hybrid-network article's CF: the cosine of user and movie embeddings, then ``Dense(1)``.
 
     A cosine lies in [-1, 1], so the rating is ``a + b cos(p_u, q_i)`` with one global ``a, b``:
     no user or movie can be generally higher or lower than another.
@@ -260,8 +261,8 @@ def _ncf_branches(user, movie, n_users, n_movies, factors, hidden, l2, seed):
 
 
 def build_ncf(n_users, n_movies, factors=50, hidden=25, l2=0.0, mean=0.0, seed=None):
-    """Seed 003's neural CF (He et al. 2017, simplified): a cosine branch and an MLP branch on
-    separate embeddings, concatenated into ``Dense(1)``."""
+    """The hybrid-network article's neural CF (He et al. 2017, simplified): a cosine branch and an
+    MLP branch on separate embeddings, concatenated into ``Dense(1)``."""
     seed = _seed(seed)
     user, movie = _inputs()
     parts = _ncf_branches(user, movie, n_users, n_movies, factors, hidden, l2, seed)
@@ -273,7 +274,8 @@ def build_ncf(n_users, n_movies, factors=50, hidden=25, l2=0.0, mean=0.0, seed=N
 def build_hybrid_ratings(
     n_users, n_movies, features, factors=50, hidden=25, l2=0.0, mean=0.0, context=True, seed=None
 ):
-    """Seed 003's hybrid: NCF + a ``Dense`` on the movie's features (+ a ``Dense`` on the context).
+    """The hybrid-network article's hybrid: NCF + a ``Dense`` on the movie's features (+ one on the
+    context).
 
     The movie features are a fixed (non-trainable) lookup table inside the model, so the model's
     inputs stay ``user``, ``movie`` (and ``context``: daytime, weekend as two floats).

@@ -8,17 +8,24 @@
   the items of the basket left out; known customers without a basket get the retrieval model,
   everything else the next-item model (customer code 0 for an anonymous visitor).
 * ``answer``: one JSON request to ``(status, JSON answer)``, 4xx for a bad request; the script
-  (``python -m recsys_helpers.models.serving ARTIFACTS REQUESTS``) and the HTTP endpoint
-  (``start_server``, the standard library's ``ThreadingHTTPServer``) both use it.
+  (``python -m recsys_helpers.models.serving ARTIFACTS REQUESTS``, run by
+  ``answer_in_fresh_process``) and the HTTP endpoint (``start_server``, the standard library's
+  ``ThreadingHTTPServer``) both use it. ``prefix_requests``: a request for every step of some
+  invoices, to compare the served answers with the next-item protocol's.
 * Indexes: the exact brute-force top-k of keras-rs, faiss' exact and inverted-file indexes,
   ``index_recall`` of one against the other, ``time_queries`` (latency percentiles and queries
-  per second), and ``synthetic_catalogue`` (a large catalogue around real item embeddings).
+  per second), ``compare_indexes`` (all of them on some catalogues, as a table) and
+  ``fewest_probes`` (the inverted file's setting chosen from it), and ``synthetic_catalogue`` (a large catalogue around real item embeddings).
 """
 
 from __future__ import annotations
 
+import functools
 import json
+import os
+import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.error
@@ -32,13 +39,14 @@ import faiss
 import keras
 import keras_rs
 import numpy as np
+import pandas as pd
 import scipy.sparse as sp
 import tensorflow as tf
 
 from ..evaluation.metrics import recall_at_k
 from ..interactions import START, Invoices
 from ..settings import configure_tensorflow
-from .lstm import LSTMRecommender
+from .lstm import LSTMRecommender, Policy
 
 #: Most items one request may ask for (the depth of the exported retrieval signature).
 MAX_K = 50
@@ -93,7 +101,9 @@ def save_lstm(recommender: LSTMRecommender, directory: Path) -> None:
 def load_lstm(directory: Path, policy: dict) -> LSTMRecommender:
     """An ``LSTMRecommender`` around the reloaded network: the same ``next_items`` code runs."""
     network = keras.saving.load_model(directory / "next_item.keras")
-    recommender = LSTMRecommender(customers="customers" in network.input, **policy, progress=False)
+    recommender = LSTMRecommender(
+        customers="customers" in network.input, policy=Policy(**policy), progress=False
+    )
     recommender.model = network
     if recommender.boost:
         log_purchases = sp.load_npz(directory / "log_purchases.npz").toarray()
@@ -257,6 +267,36 @@ def main(argv: Sequence[str] | None = None) -> None:
     print(json.dumps({"load_seconds": loaded, "answers": answers}))
 
 
+def prefix_requests(invoices: Invoices, catalogue: Catalogue) -> list[dict]:
+    """One request per step of every invoice, in the order of ``next_items``' rows: the
+    invoice's customer id (``None`` for an anonymous visitor) and the basket before the step, in
+    stock codes."""
+    requests = []
+    for g in range(len(invoices)):
+        codes = invoices.items[invoices.indptr[g] : invoices.indptr[g + 1]] - 1
+        who = invoices.customers[g]
+        customer = None if who == 0 else str(catalogue.customer_ids[who - 1])
+        for t in range(len(codes)):
+            requests.append({"customer": customer, "basket": catalogue.stock_codes[codes[:t]].tolist()})
+    return requests
+
+
+def answer_in_fresh_process(artifacts, requests: Sequence, timeout: float = 600) -> dict:
+    """The answers of a new Python process to ``requests``: it runs this module's script
+    (``python -m recsys_helpers.models.serving ARTIFACTS REQUESTS.json``) on the folder of
+    ``save_artifacts``, with nothing of this process but the package on its path. Returns the
+    script's JSON: ``load_seconds`` and ``answers`` (``status`` and ``body`` of each request)."""
+    with tempfile.TemporaryDirectory(prefix="requests-") as folder:
+        path = Path(folder) / "requests.json"
+        path.write_text(json.dumps(list(requests)))
+        env = os.environ | {"PYTHONPATH": str(Path(__file__).resolve().parents[2]), "TF_CPP_MIN_LOG_LEVEL": "3"}
+        run = subprocess.run(
+            [sys.executable, "-m", "recsys_helpers.models.serving", str(artifacts), str(path)],
+            capture_output=True, text=True, check=True, timeout=timeout, env=env,
+        )
+    return json.loads(run.stdout.strip().splitlines()[-1])
+
+
 # ---------------------------------------------------------------------------------------------
 # The endpoint
 
@@ -399,6 +439,50 @@ def time_queries(search: Callable, queries: np.ndarray, batch_size: int = 1, war
         "p95_ms": 1000 * float(np.percentile(seconds, 95)),
         "queries_per_second": len(queries) / float(seconds.sum()),
     }
+
+
+def compare_indexes(
+    catalogues: dict, queries: np.ndarray, probes: dict, k: int = 10, seed: int = 42, single: int = 500,
+    batched: int = 4096, batch_size: int = 64,
+) -> pd.DataFrame:
+    """keras-rs' brute force, faiss' flat index and faiss' inverted file (one row per number of
+    ``probes[catalogue]``) on each catalogue (``name -> item embeddings``), for the same
+    ``queries``: build seconds, recall@``k`` against brute force, and ``time_queries`` for
+    ``single`` queries one at a time (batch 1) and ``batched`` queries in batches of
+    ``batch_size``. Indexed by (catalogue, index, batch)."""
+    rows = []
+
+    def found(search):
+        return np.concatenate([search(queries[i : i + 64]) for i in range(0, len(queries), 64)])
+
+    for name, candidates in catalogues.items():
+        start = time.perf_counter()
+        exact = exact_index(candidates, k=k)
+        indexes = {"keras-rs brute force": (exact, time.perf_counter() - start)}
+        start = time.perf_counter()
+        indexes["faiss flat (exact)"] = (faiss_exact(candidates, k), time.perf_counter() - start)
+        start = time.perf_counter()
+        ivf = faiss_ivf(candidates, k, seed=seed)
+        built = time.perf_counter() - start
+        for p in probes[name]:
+            indexes[f"faiss IVF, {p} probes"] = (functools.partial(ivf, probes=p), built)
+        exact_top = found(exact)
+        for index_name, (search, seconds) in indexes.items():
+            row = {"catalogue": name, "index": index_name, "build seconds": seconds,
+                   f"recall@{k}": index_recall(found(search), exact_top)}
+            for batch, n in ((1, single), (batch_size, batched)):
+                timed = np.resize(queries, (n, queries.shape[1]))
+                rows.append(row | {"batch": batch} | time_queries(search, timed, batch))
+    return pd.DataFrame(rows).set_index(["catalogue", "index", "batch"])
+
+
+def fewest_probes(table: pd.DataFrame, catalogue: str, probes: Sequence[int], target: float = 0.95) -> int:
+    """The fewest ``probes`` whose inverted file reaches ``target`` recall@10 on ``catalogue`` in
+    ``compare_indexes``' table (the most, if none does)."""
+    for p in probes:
+        if float(table.loc[(catalogue, f"faiss IVF, {p} probes", 1), "recall@10"]) >= target:
+            return p
+    return probes[-1]
 
 
 def synthetic_catalogue(centres: np.ndarray, n: int, noise: float = 0.5, seed: int = 0, chunk: int = 100_000) -> np.ndarray:

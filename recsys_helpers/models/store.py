@@ -20,6 +20,7 @@ factors).
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import inspect
 import io
@@ -41,12 +42,15 @@ PACKAGE = Path(__file__).resolve().parent.parent
 
 
 def parameters(model: KerasTrainer) -> dict:
-    """The constructor parameters of ``model`` (every class of its hierarchy), as JSON values."""
+    """The constructor parameters of ``model`` (every class of its hierarchy), as JSON values; an
+    options object (a dataclass, such as ``lstm.Network``) counts as its fields."""
     names = []
     for cls in type(model).__mro__:
         if "__init__" in vars(cls):
             for name, p in inspect.signature(cls.__init__).parameters.items():
-                if name != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
+                if dataclasses.is_dataclass(p.default):
+                    names += [f.name for f in dataclasses.fields(p.default)]
+                elif name != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
                     names.append(name)
     out = {}
     for name in sorted(set(names) - {"progress"}):

@@ -33,8 +33,8 @@ TWO_TOWER_CHOSEN = {
     "dim": 32, "epochs": 4, "batch_size": 1024, "learning_rate": 0.01, "temperature": 0.1,
 }
 
-#: Seed 001's set-up on MovieLens (TensorFlow Recommenders' basic retrieval tutorial): a user-id
-#: tower and a title tower of 32 dimensions without projection, in-batch softmax summed over
+#: The TFRS article's set-up on MovieLens (TensorFlow Recommenders' basic retrieval tutorial): a
+#: user-id tower and a title tower of 32 dimensions without projection, in-batch softmax summed over
 #: batches of 8,192 ratings, Adagrad at 0.1, three epochs, no temperature, no hit removal.
 ML_SEED_SETUP = {
     "dim": 32, "epochs": 3, "batch_size": 8192, "learning_rate": 0.1, "temperature": 1.0,
