@@ -104,12 +104,21 @@ def test_every_model_is_a_chapters_recorded_name():
 
 def test_seed_table_sets_spread_beside_interval(tmp_path):
     for model, values in {"a": [0.20, 0.22, 0.21], "b": [0.10, 0.10, 0.13]}.items():
-        head = {"metric": "precision", "mean": sum(values) / 3, "sd": 0.01 if model == "a" else 0.02,
-                "min": min(values), "max": max(values)}
+        head = {
+            "metric": "precision",
+            "mean": sum(values) / 3,
+            "sd": 0.01 if model == "a" else 0.02,
+            "min": min(values),
+            "max": max(values),
+        }
         (tmp_path / f"seeds_{model}.json").write_text(
-            json.dumps({"model": model, "metric": "precision", "seeds": [42, 1, 2], "headline": head})
+            json.dumps(
+                {"model": model, "metric": "precision", "seeds": [42, 1, 2], "headline": head}
+            )
         )
-    recorded = pd.Series({"a_val_precision": 0.2, "a_val_precision_lo": 0.18, "a_val_precision_hi": 0.23})
+    recorded = pd.Series(
+        {"a_val_precision": 0.2, "a_val_precision_lo": 0.18, "a_val_precision_hi": 0.23}
+    )
     table = seeds.seed_table(recorded, tmp_path)
     assert table.index.tolist() == ["a", "b"]
     assert table.loc["a", "interval low"] == 0.18 and pd.isna(table.loc["b", "interval low"])

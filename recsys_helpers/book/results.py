@@ -408,7 +408,7 @@ def rung_steps(rungs: Mapping[str, Scores], metric: str, prefix: str) -> pd.Seri
     keys = list(rungs)
     out = {keys[0]: "(first rung)"}
     higher = metric not in LOWER_IS_BETTER
-    for before, key in zip(keys, keys[1:]):
+    for before, key in zip(keys[:-1], keys[1:], strict=True):
         gap = rungs[key].versus(rungs[before], metric)
         word = glue_comparison(f"{prefix}_{key}_step", gap, higher)
         out[key] = f"{interval_text(gap.estimate, gap.lo, gap.hi, sign=True)}, {word}"
